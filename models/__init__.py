@@ -1,0 +1,26 @@
+"""The books and the run history: SQLAlchemy 2 typed tables and the query functions over them.
+
+This is the only package that writes SQL. Tables live in ``books`` and ``runs``; ``ledger`` is the API bots
+write their books through; ``apply`` writes a reconciliation plan in one transaction; ``history`` reads runs.
+"""
+
+from models.base import Base
+from models.books import Account, Bot, ExpectedCash, Fill, Lot, PendingOrder, PositionGroup, Trade
+from models.runs import Action, Alert, Break, Finding, Run
+
+__all__ = [
+    "Account",
+    "Action",
+    "Alert",
+    "Base",
+    "Bot",
+    "Break",
+    "ExpectedCash",
+    "Fill",
+    "Finding",
+    "Lot",
+    "PendingOrder",
+    "PositionGroup",
+    "Run",
+    "Trade",
+]

@@ -1,0 +1,114 @@
+"""Database engines, sessions and schema upgrades for SQLite (the embedded default) and Postgres."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from alembic import command
+from reconciliation.errors import FixConfiguration, RetryLater
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "alembic"
+DEFAULT_URL = "sqlite:///recon.db"
+
+
+def normalize_url(url: str) -> str:
+    """Accept ``postgresql://`` / ``postgres://`` and point them at psycopg 3; reject what is not a URL."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url.removeprefix(prefix)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise FixConfiguration(f"not a database URL: {url!r} (try sqlite:///recon.db)") from error
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise FixConfiguration(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql")
+    return url
+
+
+def make_engine(url: str, **options: Any) -> Engine:
+    """An engine for ``url``. SQLite transactions begin IMMEDIATE so concurrent writers queue, not fail."""
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30}, **options)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **options)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # let the "begin" hook issue BEGIN itself
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded values after commit (reports are read after the write)."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic configuration pointing at the project's migrations, optionally bound to ``connection``."""
+    if not (MIGRATIONS / "env.py").exists():
+        raise FixConfiguration(f"migrations not found at {MIGRATIONS}: run from a checkout of the project")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision``."""
+    with _translated_connect_errors(engine), engine.begin() as connection:
+        command.upgrade(alembic_config(connection), revision)
+
+
+def downgrade(engine: Engine, revision: str = "base") -> None:
+    """Take the schema back to ``revision``."""
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), revision)
+
+
+def schema_is_current(engine: Engine) -> bool:
+    """True when the database is at the newest migration."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    with _translated_connect_errors(engine), engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision() == head
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Upgrade SQLite automatically; on Postgres, refuse to run on an old schema and say what to do."""
+    if schema_is_current(engine):
+        return
+    if engine.dialect.name == "sqlite":
+        upgrade(engine)
+        return
+    raise FixConfiguration("the database schema is not current: run `recon db upgrade`")
+
+
+@contextmanager
+def _translated_connect_errors(engine: Engine) -> Iterator[None]:
+    try:
+        yield
+    except OperationalError as error:
+        where = engine.url.render_as_string(hide_password=True)
+        raise RetryLater(f"database unavailable at {where}: {error.orig}") from error

@@ -1,0 +1,394 @@
+"""From books, a snapshot and an account's rules to a plan: one decision per discrepancy, and its effects.
+
+The plan is data. Applying it (writing fills, closing lots, halting) is the books' job, in one transaction.
+
+``sync_to_broker`` prefers the venue's own fills: when the newest fills the books do not know explain a
+difference exactly, they are recorded under their venue ids, so a bot that records them later changes
+nothing. Otherwise it synthesises a fill whose id is derived from the books' state on that instrument and
+the venue's quantity, so replaying the same correction is a no-op while a later correction of the same size
+(after the books moved) gets a new id and applies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+
+from reconciliation.fifo import position_of
+from reconciliation.findings import (
+    CashFinding,
+    Kind,
+    OrderDiscrepancy,
+    PositionDiscrepancy,
+    compare_cash,
+    compare_orders,
+    compare_positions,
+)
+from reconciliation.policy import Rules, Strategy
+from reconciliation.values import (
+    ZERO,
+    Books,
+    Cash,
+    Fill,
+    InstrumentKey,
+    Order,
+    OrderStatus,
+    Side,
+    Snapshot,
+    Source,
+    plain,
+)
+
+
+class RunStatus(StrEnum):
+    """Outcome of a run as a whole."""
+
+    IN_SYNC = "in_sync"
+    RESOLVED = "resolved"
+    WARNED = "warned"
+    HALTED = "halted"
+    FAILED = "failed"
+
+
+class Outcome(StrEnum):
+    """What became of one discrepancy."""
+
+    RESOLVED = "resolved"
+    WARNED = "warned"
+    HALTED = "halted"
+    DEFERRED = "deferred"
+    PLANNED = "planned"
+
+
+@dataclass(frozen=True)
+class BookFill:
+    """Record ``fill`` in the books as reconciliation (a venue fill, or a synthetic one when ``fill.estimated``
+    or no venue fill explained the difference)."""
+
+    fill: Fill
+    from_venue: bool
+
+
+@dataclass(frozen=True)
+class CloseGroup:
+    """Mark a multi-leg position group CLOSED_EXTERNALLY because one of its legs is gone at the venue."""
+
+    group: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SetExpectedCash:
+    """Make the books expect the venue's cash."""
+
+    cash: Cash
+
+
+@dataclass(frozen=True)
+class SetOrderStatus:
+    """Change a pending order's status in the books."""
+
+    order: Order
+    status: OrderStatus
+
+
+@dataclass(frozen=True)
+class AdoptOrder:
+    """Record an order open at the venue that the books did not know."""
+
+    order: Order
+
+
+@dataclass(frozen=True)
+class PlaceOrder:
+    """``sync_to_local``: an order that would bring the venue back to the books."""
+
+    key: InstrumentKey
+    side: Side
+    qty: Decimal
+    reduce_only: bool
+    client_order_id: str
+
+
+@dataclass(frozen=True)
+class CancelOrder:
+    """``sync_to_local``: cancel an order open at the venue that the books do not know."""
+
+    order: Order
+
+
+Effect = BookFill | CloseGroup | SetExpectedCash | SetOrderStatus | AdoptOrder | PlaceOrder | CancelOrder
+Finding = PositionDiscrepancy | CashFinding | OrderDiscrepancy
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The strategy chosen for one finding, what becomes of it, and the effects that carry it out."""
+
+    finding: Finding
+    strategy: Strategy
+    outcome: Outcome
+    action: str
+    effects: tuple[Effect, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything one run found and intends to do."""
+
+    matched: tuple[InstrumentKey, ...]
+    decisions: tuple[Decision, ...]
+    cash: CashFinding | None
+
+    @property
+    def status(self) -> RunStatus:
+        """in_sync with nothing found; halted, warned or resolved by the worst outcome otherwise."""
+        outcomes = {d.outcome for d in self.decisions}
+        if not outcomes:
+            return RunStatus.IN_SYNC
+        if Outcome.HALTED in outcomes:
+            return RunStatus.HALTED
+        if outcomes - {Outcome.RESOLVED}:
+            return RunStatus.WARNED
+        return RunStatus.RESOLVED
+
+    @property
+    def halt_reason(self) -> str | None:
+        """Why the account must halt, or None."""
+        halting = [d for d in self.decisions if d.outcome is Outcome.HALTED]
+        if not halting:
+            return None
+        return "; ".join(f"{d.finding.kind} {describe_subject(d.finding)}" for d in halting)
+
+    def effects(self) -> tuple[Effect, ...]:
+        """All effects in decision order, each multi-leg group closed once."""
+        seen_groups: set[str] = set()
+        result: list[Effect] = []
+        for decision in self.decisions:
+            for effect in decision.effects:
+                if isinstance(effect, CloseGroup):
+                    if effect.group in seen_groups:
+                        continue
+                    seen_groups.add(effect.group)
+                result.append(effect)
+        return tuple(result)
+
+    def book_fills(self) -> tuple[tuple[Fill, Source], ...]:
+        """The fills this plan records, in order, with their source."""
+        return tuple((e.fill, Source.RECONCILIATION) for e in self.effects() if isinstance(e, BookFill))
+
+
+def describe_subject(finding: Finding) -> str:
+    """A short human name for what a finding is about."""
+    if isinstance(finding, PositionDiscrepancy):
+        return str(finding.key)
+    if isinstance(finding, OrderDiscrepancy):
+        return finding.subject.removeprefix("order:")
+    return f"cash {finding.currency}"
+
+
+def plan(books: Books, snapshot: Snapshot, rules: Rules, now: datetime) -> Plan:
+    """Compare ``books`` with ``snapshot`` and decide, per ``rules``, what to do about each difference."""
+    venue_positions = snapshot.positions_by_key()
+    comparison = compare_positions(
+        books.signed_quantities(), {key: p.qty for key, p in venue_positions.items()}, rules.thresholds
+    )
+    context = _Context(books, snapshot, rules, now)
+    decisions = [context.decide_position(d) for d in comparison.discrepancies]
+    cash = compare_cash(books.expected_cash, snapshot.cash, rules.cash_tolerance_pct, rules.thresholds)
+    if cash is not None and cash.is_discrepancy:
+        decisions.append(context.decide_cash(cash))
+    decisions.extend(context.decide_order(d) for d in compare_orders(books.pending_orders, snapshot.open_orders))
+    return Plan(matched=comparison.matched, decisions=tuple(decisions), cash=cash)
+
+
+class _Context:
+    """Per-run lookups shared by the decisions of one plan."""
+
+    def __init__(self, books: Books, snapshot: Snapshot, rules: Rules, now: datetime) -> None:
+        self.books = books
+        self.snapshot = snapshot
+        self.rules = rules
+        self.cutoff = now - timedelta(seconds=rules.grace_seconds)
+        self.venue_positions = snapshot.positions_by_key()
+
+    def in_flight(self, key: InstrumentKey | None) -> bool:
+        """True when a fill on ``key`` (any instrument when None) is newer than the grace window."""
+        if key is None:
+            book_times = [time for _, time in self.books.last_fills.values()]
+        else:
+            last = self.books.last_fills.get(key)
+            book_times = [last[1]] if last else []
+        venue_times = [f.time for f in self.snapshot.fills if key is None or f.key == key]
+        return any(t > self.cutoff for t in (*book_times, *venue_times))
+
+    def decide_position(self, found: PositionDiscrepancy) -> Decision:
+        strategy = self.rules.policy.strategy_for(found.kind, found.severity)
+        if self.in_flight(found.key):
+            return Decision(found, strategy, Outcome.DEFERRED, "deferred: fills in flight within the grace window")
+        if strategy is Strategy.SYNC_TO_BROKER:
+            return self._sync_position_to_venue(found, strategy)
+        if strategy is Strategy.SYNC_TO_LOCAL:
+            return self._order_position_back(found, strategy)
+        return _record_only(found, strategy)
+
+    def _sync_position_to_venue(self, found: PositionDiscrepancy, strategy: Strategy) -> Decision:
+        delta = found.venue_qty - found.ledger_qty
+        venue_fills = self._explaining_venue_fills(found.key, delta)
+        if venue_fills:
+            effects: list[Effect] = [BookFill(f, from_venue=True) for f in venue_fills]
+            action = f"recorded {len(venue_fills)} venue fill(s)"
+        else:
+            effects, action = self._synthetic_correction(found)
+        if found.kind is Kind.MISSING_AT_VENUE:
+            effects.extend(self._groups_broken_by(found))
+        return Decision(found, strategy, Outcome.RESOLVED, action, tuple(effects))
+
+    def _explaining_venue_fills(self, key: InstrumentKey, delta: Decimal) -> tuple[Fill, ...]:
+        """The newest venue fills the books do not know whose signed quantities add up to exactly ``delta``."""
+        unknown = sorted(
+            (f for f in self.snapshot.fills if f.key == key and f.fill_id not in self.books.known_fill_ids),
+            key=lambda f: (f.time, f.fill_id),
+        )
+        total = ZERO
+        for start in range(len(unknown) - 1, -1, -1):
+            total += unknown[start].signed_qty
+            if total == delta:
+                return tuple(unknown[start:])
+        return ()
+
+    def _synthetic_correction(self, found: PositionDiscrepancy) -> tuple[list[Effect], str]:
+        mine, theirs = found.ledger_qty, found.venue_qty
+        same_side = (mine > ZERO) == (theirs > ZERO)
+        to_close = abs(mine) - abs(theirs) if same_side and theirs != ZERO else abs(mine)
+        to_open = abs(theirs) - abs(mine) if same_side and mine != ZERO else abs(theirs)
+        effects: list[Effect] = []
+        notes: list[str] = []
+        if to_close > ZERO and mine != ZERO:
+            price, estimated_from = self._exit_price(found)
+            side = Side.SELL if mine > ZERO else Side.BUY
+            reason = f"{found.kind}: closed at the venue outside the bot"
+            effects.append(BookFill(self._synthetic(found, side, to_close, price, "close", reason), False))
+            notes.append(f"closed {plain(to_close)} FIFO at {plain(price)} ({estimated_from}, estimated)")
+        if to_open > ZERO and theirs != ZERO:
+            venue = self.venue_positions[found.key]
+            side = Side.BUY if theirs > ZERO else Side.SELL
+            effects.append(BookFill(self._synthetic(found, side, to_open, venue.avg_price, "open", None, False), False))
+            notes.append(f"adopted {plain(to_open)} at venue average {plain(venue.avg_price)}")
+        return effects, "; ".join(notes)
+
+    def _exit_price(self, found: PositionDiscrepancy) -> tuple[Decimal, str]:
+        venue = self.venue_positions.get(found.key)
+        if venue is not None and venue.mark_price is not None:
+            return venue.mark_price, "mark"
+        if found.key in self.snapshot.marks:
+            return self.snapshot.marks[found.key], "last price"
+        position = position_of(found.key, self.books.lots.get(found.key, ()))
+        assert position.avg_entry is not None
+        return position.avg_entry, "no venue price: entry price"
+
+    def _synthetic(
+        self,
+        found: PositionDiscrepancy,
+        side: Side,
+        qty: Decimal,
+        price: Decimal,
+        purpose: str,
+        reason: str | None,
+        estimated: bool = True,
+    ) -> Fill:
+        return Fill(
+            fill_id=self.correction_id(found, purpose),
+            key=found.key,
+            side=side,
+            qty=qty,
+            price=price,
+            time=self.snapshot.as_of,
+            reason=reason,
+            estimated=estimated,
+        )
+
+    def correction_id(self, found: PositionDiscrepancy, purpose: str) -> str:
+        """A fill id fixed by the books' state on the instrument, the venue's quantity and the purpose."""
+        last = self.books.last_fills.get(found.key)
+        last_fill_id = last[0] if last else ""
+        material = "|".join((str(found.key), last_fill_id, plain(found.ledger_qty), plain(found.venue_qty), purpose))
+        return "recon-" + hashlib.sha256(material.encode()).hexdigest()[:24]
+
+    def _groups_broken_by(self, found: PositionDiscrepancy) -> list[Effect]:
+        groups = sorted({lot.group for lot in self.books.lots.get(found.key, ()) if lot.group})
+        reason = f"leg {found.key} missing at the venue"
+        return [CloseGroup(group, reason) for group in groups]
+
+    def _order_position_back(self, found: PositionDiscrepancy, strategy: Strategy) -> Decision:
+        mine, theirs = found.ledger_qty, found.venue_qty
+        reduce_only = (
+            theirs != ZERO and (mine == ZERO or ((mine > ZERO) == (theirs > ZERO))) and abs(mine) < abs(theirs)
+        )
+        order = PlaceOrder(
+            key=found.key,
+            side=Side.increasing(mine - theirs),
+            qty=abs(mine - theirs),
+            reduce_only=reduce_only,
+            client_order_id=self.correction_id(found, "order"),
+        )
+        action = f"planned {order.side} {plain(order.qty)}{' reduce-only' if reduce_only else ''} at the venue"
+        return Decision(found, strategy, Outcome.PLANNED, action, (order,))
+
+    def decide_cash(self, found: CashFinding) -> Decision:
+        assert found.severity is not None
+        strategy = self.rules.policy.strategy_for(found.kind, found.severity)
+        if self.in_flight(None):
+            return Decision(found, strategy, Outcome.DEFERRED, "deferred: fills in flight within the grace window")
+        if strategy is Strategy.SYNC_TO_BROKER:
+            cash = Cash(found.currency, found.venue)
+            return Decision(
+                found,
+                strategy,
+                Outcome.RESOLVED,
+                f"expected cash set to {plain(found.venue)}",
+                (SetExpectedCash(cash),),
+            )
+        if strategy is Strategy.SYNC_TO_LOCAL:
+            return Decision(found, strategy, Outcome.WARNED, "warned: orders cannot move cash")
+        return _record_only(found, strategy)
+
+    def decide_order(self, found: OrderDiscrepancy) -> Decision:
+        strategy = self.rules.policy.strategy_for(found.kind, found.severity)
+        if self.in_flight(found.order.key):
+            return Decision(found, strategy, Outcome.DEFERRED, "deferred: fills in flight within the grace window")
+        if strategy is Strategy.SYNC_TO_BROKER:
+            effect, action = self._sync_order_to_venue(found)
+            return Decision(found, strategy, Outcome.RESOLVED, action, (effect,))
+        if strategy is Strategy.SYNC_TO_LOCAL:
+            if found.kind is Kind.ORDER_UNKNOWN_TO_LEDGER and found.venue is not None:
+                return Decision(
+                    found,
+                    strategy,
+                    Outcome.PLANNED,
+                    "planned cancel at the venue",
+                    (CancelOrder(found.venue),),
+                )
+            return Decision(found, strategy, Outcome.WARNED, "warned: an order is not re-sent blindly")
+        return _record_only(found, strategy)
+
+    def _sync_order_to_venue(self, found: OrderDiscrepancy) -> tuple[Effect, str]:
+        if found.kind is Kind.ORDER_UNKNOWN_TO_LEDGER:
+            return AdoptOrder(found.order), "adopted the venue's order into the books"
+        if found.kind is Kind.ORDER_STATUS_MISMATCH and found.venue is not None:
+            return SetOrderStatus(found.order, found.venue.status), f"status set to {found.venue.status}"
+        status = OrderStatus.FILLED if self._filled_at_venue(found.order) else OrderStatus.MISSING
+        return SetOrderStatus(found.order, status), f"status set to {status}"
+
+    def _filled_at_venue(self, order: Order) -> bool:
+        ids = {order.venue_order_id, order.client_order_id} - {None}
+        return any(f.order_id in ids for f in self.snapshot.fills)
+
+
+def _record_only(found: Finding, strategy: Strategy) -> Decision:
+    if strategy is Strategy.HALT_AND_ALERT:
+        return Decision(found, strategy, Outcome.HALTED, "halted the account and raised an alert")
+    return Decision(found, strategy, Outcome.WARNED, "warned")

@@ -1,0 +1,268 @@
+"""Value types shared by the engine, the venues and the books: instruments, fills, lots, trades, orders, cash.
+
+Every quantity and price is a ``Decimal``; every time is an aware UTC ``datetime``. Types are frozen: the
+engine computes new values instead of mutating old ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+ZERO = Decimal(0)
+DEFAULT_CATEGORY = "default"
+
+
+def plain(value: Decimal) -> str:
+    """A decimal without exponent or trailing zeros, so the same number always prints the same: 100.50 -> 100.5."""
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "0") else text
+
+
+class Side(StrEnum):
+    """Direction of a fill or an order."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        """+1 for a buy, -1 for a sell."""
+        return 1 if self is Side.BUY else -1
+
+    @property
+    def opposite(self) -> Side:
+        """The side that reduces what this side opens."""
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+    @classmethod
+    def increasing(cls, signed_qty: Decimal) -> Side:
+        """The side that moves a position by ``signed_qty`` (positive: buy)."""
+        return cls.BUY if signed_qty > 0 else cls.SELL
+
+
+class LotSide(StrEnum):
+    """Direction of an open lot."""
+
+    LONG = "long"
+    SHORT = "short"
+
+    @property
+    def sign(self) -> int:
+        """+1 for long, -1 for short."""
+        return 1 if self is LotSide.LONG else -1
+
+    @classmethod
+    def opened_by(cls, side: Side) -> LotSide:
+        """The lot side a fill of ``side`` opens when nothing is left to reduce."""
+        return cls.LONG if side is Side.BUY else cls.SHORT
+
+
+class FillKind(StrEnum):
+    """What produced a fill at the venue."""
+
+    TRADE = "trade"
+    LIQUIDATION = "liquidation"
+    ADL = "adl"
+    EXPIRY = "expiry"
+
+
+class Source(StrEnum):
+    """Who wrote an entry into the books."""
+
+    BOT = "bot"
+    RECONCILIATION = "reconciliation"
+    BACKFILL = "backfill"
+
+
+class PositionStatus(StrEnum):
+    """Life-cycle of a lot or a position group."""
+
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"
+    CLOSED_EXTERNALLY = "CLOSED_EXTERNALLY"
+    EXPIRED = "EXPIRED"
+
+
+@dataclass(frozen=True, order=True)
+class InstrumentKey:
+    """What identifies a position at a venue: category, symbol and leg (hedge-mode position index)."""
+
+    category: str
+    symbol: str
+    leg: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.category}:{self.symbol}:{self.leg}"
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One execution: a fill recorded by a bot, reported by the venue, or synthesised by reconciliation.
+
+    ``estimated`` marks a price that is not a real execution price (a reconciliation close at the mark).
+    ``reason`` is the exit reason given to lots this fill closes.
+    """
+
+    fill_id: str
+    key: InstrumentKey
+    side: Side
+    qty: Decimal
+    price: Decimal
+    time: datetime
+    fee: Decimal = ZERO
+    order_id: str | None = None
+    kind: FillKind = FillKind.TRADE
+    group: str | None = None
+    reason: str | None = None
+    estimated: bool = False
+
+    @property
+    def signed_qty(self) -> Decimal:
+        """Quantity with the sign of its side (buy positive)."""
+        return self.qty * self.side.sign
+
+
+@dataclass(frozen=True)
+class Lot:
+    """One FIFO position entry; identified by the fill that opened it."""
+
+    entry_fill_id: str
+    key: InstrumentKey
+    side: LotSide
+    quantity: Decimal
+    remaining: Decimal
+    entry_price: Decimal
+    entry_time: datetime
+    commission: Decimal = ZERO
+    source: Source = Source.BOT
+    group: str | None = None
+
+    @property
+    def signed_remaining(self) -> Decimal:
+        """Open quantity with the lot's sign (short negative)."""
+        return self.remaining * self.side.sign
+
+
+@dataclass(frozen=True)
+class Trade:
+    """A completed round trip: part or all of one lot closed by one fill."""
+
+    key: InstrumentKey
+    side: LotSide
+    quantity: Decimal
+    entry_fill_id: str
+    exit_fill_id: str
+    entry_price: Decimal
+    exit_price: Decimal
+    entry_time: datetime
+    exit_time: datetime
+    gross_pnl: Decimal
+    fees: Decimal
+    net_pnl: Decimal
+    pnl_pct: Decimal
+    status: PositionStatus
+    exit_reason: str | None
+    exit_estimated: bool
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class Position:
+    """The current position on one instrument: signed quantity and weighted average entry of its open lots."""
+
+    key: InstrumentKey
+    qty: Decimal
+    avg_entry: Decimal | None
+    lots: tuple[Lot, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cash:
+    """A cash balance in one currency."""
+
+    currency: str
+    balance: Decimal
+
+
+class OrderStatus(StrEnum):
+    """Status of an order as the books or the venue know it."""
+
+    OPEN = "open"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    MISSING = "missing"
+
+    @property
+    def is_live(self) -> bool:
+        """True while the order can still fill."""
+        return self in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+
+
+@dataclass(frozen=True)
+class Order:
+    """An order: pending in the books, or open at the venue."""
+
+    client_order_id: str | None
+    venue_order_id: str | None
+    key: InstrumentKey
+    side: Side
+    qty: Decimal
+    price: Decimal | None
+    status: OrderStatus = OrderStatus.OPEN
+
+
+@dataclass(frozen=True)
+class VenuePosition:
+    """A position as the venue reports it; ``qty`` is signed (short negative)."""
+
+    key: InstrumentKey
+    qty: Decimal
+    avg_price: Decimal
+    mark_price: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the venue reported in one complete fetch. There is no partial snapshot: a fetch succeeds or raises.
+
+    ``marks`` holds last prices for instruments the account may no longer hold (an exit price estimate for a
+    position that vanished); ``fills`` is the venue's recent fill history, if the venue gives one.
+    """
+
+    as_of: datetime
+    positions: tuple[VenuePosition, ...]
+    cash: Cash | None
+    open_orders: tuple[Order, ...] = ()
+    fills: tuple[Fill, ...] = ()
+    marks: dict[InstrumentKey, Decimal] = field(default_factory=dict)
+
+    def positions_by_key(self) -> dict[InstrumentKey, VenuePosition]:
+        """Non-flat positions keyed by instrument."""
+        return {p.key: p for p in self.positions if p.qty != ZERO}
+
+
+@dataclass(frozen=True)
+class Books:
+    """The books of one account as the engine sees them.
+
+    ``lots`` are the open lots per instrument, oldest first. ``last_fills`` is the newest fill recorded on
+    each instrument (its id and time), which makes corrections deterministic and detects fills in flight.
+    ``known_fill_ids`` says which of the snapshot's venue fill ids the books already hold.
+    """
+
+    lots: dict[InstrumentKey, tuple[Lot, ...]]
+    last_fills: dict[InstrumentKey, tuple[str, datetime]] = field(default_factory=dict)
+    pending_orders: tuple[Order, ...] = ()
+    expected_cash: Cash | None = None
+    known_fill_ids: frozenset[str] = frozenset()
+
+    def signed_quantities(self) -> dict[InstrumentKey, Decimal]:
+        """Signed open quantity per instrument, flat instruments left out."""
+        quantities = {key: sum((lot.signed_remaining for lot in lots), ZERO) for key, lots in self.lots.items()}
+        return {key: qty for key, qty in quantities.items() if qty != ZERO}
