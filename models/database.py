@@ -112,3 +112,27 @@ def _translated_connect_errors(engine: Engine) -> Iterator[None]:
     except OperationalError as error:
         where = engine.url.render_as_string(hide_password=True)
         raise RetryLater(f"database unavailable at {where}: {error.orig}") from error
+
+
+class Database:
+    """An engine and its session factory for one database URL."""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        self.engine = make_engine(url, **options)
+        self.sessions = session_factory(self.engine)
+
+    @property
+    def url(self) -> str:
+        """The URL without password, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def open_database(url: str, **options: Any) -> Database:
+    """Connect to ``url`` and make sure its schema is current (SQLite is upgraded automatically)."""
+    database = Database(url, **options)
+    ensure_schema(database.engine)
+    return database

@@ -1,0 +1,210 @@
+"""The simulated venue: a JSON state file read whole on every fetch.
+
+    {"positions":   [{"symbol", "category"?, "leg"?, "side": "long|short", "qty", "avg_price", "mark_price"?}],
+     "cash":        {"currency", "balance"} | null,
+     "open_orders": [{"order_id", "client_order_id"?, "symbol", "category"?, "leg"?, "side": "buy|sell",
+                      "qty", "price"?, "status"?}],
+     "fills":       [{"fill_id", "order_id"?, "symbol", "category"?, "leg"?, "side", "qty", "price", "fee"?,
+                      "time", "kind"?: "trade|liquidation|adl|expiry"}],
+     "marks":       [{"symbol", "category"?, "leg"?, "price"}]}
+
+Numbers may be JSON strings or numbers; either way they are read as exact decimals. Anything malformed
+fails the whole fetch with a message naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, TypeVar
+
+from reconciliation.errors import FixConfiguration, InvalidResponse
+from reconciliation.values import (
+    DEFAULT_CATEGORY,
+    ZERO,
+    Cash,
+    Fill,
+    FillKind,
+    InstrumentKey,
+    LotSide,
+    Order,
+    OrderStatus,
+    Side,
+    Snapshot,
+    VenuePosition,
+)
+
+T = TypeVar("T")
+TOP_LEVEL = frozenset({"positions", "cash", "open_orders", "fills", "marks"})
+
+
+class SimVenue:
+    """A venue whose state is a JSON file."""
+
+    name = "sim"
+
+    def __init__(self, state_file: Path) -> None:
+        self.state_file = state_file
+
+    def fetch_snapshot(self, now: datetime) -> Snapshot:
+        """Read the state file whole; a missing or malformed file raises and nothing is returned."""
+        try:
+            text = self.state_file.read_text(encoding="utf-8")
+        except OSError as error:
+            raise FixConfiguration(f"sim state file {self.state_file}: {error.strerror}") from error
+        try:
+            document = json.loads(text, parse_float=Decimal)
+        except json.JSONDecodeError as error:
+            raise InvalidResponse(f"sim state file {self.state_file}: not JSON: {error}") from error
+        try:
+            return parse_state(document, now)
+        except _Malformed as error:
+            raise InvalidResponse(f"sim state file {self.state_file}: {error}") from None
+
+
+class _Malformed(Exception):
+    pass
+
+
+def parse_state(document: Any, now: datetime) -> Snapshot:
+    """Turn a parsed state document into a snapshot as of ``now``."""
+    state = _object(document, "the document")
+    unknown = sorted(set(state) - TOP_LEVEL)
+    if unknown:
+        raise _Malformed(f"unknown key {unknown[0]!r} (expected {', '.join(sorted(TOP_LEVEL))})")
+    return Snapshot(
+        as_of=now,
+        positions=tuple(_each(state, "positions", _position)),
+        cash=_cash(state["cash"], "cash") if state.get("cash") is not None else None,
+        open_orders=tuple(_each(state, "open_orders", _order)),
+        fills=tuple(_each(state, "fills", _fill)),
+        marks={_key(m, path): _decimal(m, "price", path) for m, path in _items(state, "marks")},
+    )
+
+
+def _items(state: dict[str, Any], name: str) -> list[tuple[dict[str, Any], str]]:
+    value = state.get(name, [])
+    if not isinstance(value, list):
+        raise _Malformed(f"{name}: expected a list")
+    return [(_object(item, f"{name}[{i}]"), f"{name}[{i}]") for i, item in enumerate(value)]
+
+
+def _each(state: dict[str, Any], name: str, parse: Callable[[dict[str, Any], str], T]) -> list[T]:
+    return [parse(item, path) for item, path in _items(state, name)]
+
+
+def _object(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Malformed(f"{path}: expected an object")
+    return value
+
+
+def _required(item: dict[str, Any], field: str, path: str) -> Any:
+    if item.get(field) is None:
+        raise _Malformed(f"{path}.{field}: missing")
+    return item[field]
+
+
+def _text(item: dict[str, Any], field: str, path: str) -> str:
+    value = _required(item, field, path)
+    if not isinstance(value, str) or not value:
+        raise _Malformed(f"{path}.{field}: expected a non-empty string")
+    return value
+
+
+def _optional_text(item: dict[str, Any], field: str, path: str) -> str | None:
+    return _text(item, field, path) if item.get(field) is not None else None
+
+
+def _decimal(item: dict[str, Any], field: str, path: str) -> Decimal:
+    value = _required(item, field, path)
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise _Malformed(f"{path}.{field}: expected a decimal number")
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise _Malformed(f"{path}.{field}: {value!r} is not a decimal number") from None
+    if not number.is_finite():
+        raise _Malformed(f"{path}.{field}: {value!r} is not a finite number")
+    return number
+
+
+def _positive(item: dict[str, Any], field: str, path: str) -> Decimal:
+    number = _decimal(item, field, path)
+    if number <= ZERO:
+        raise _Malformed(f"{path}.{field}: must be positive, got {item[field]!r}")
+    return number
+
+
+def _choice(item: dict[str, Any], field: str, path: str, parse: Callable[[str], T], default: T | None = None) -> T:
+    if item.get(field) is None and default is not None:
+        return default
+    value = _text(item, field, path)
+    try:
+        return parse(value)
+    except ValueError:
+        raise _Malformed(f"{path}.{field}: {value!r} is not one of the allowed values") from None
+
+
+def _key(item: dict[str, Any], path: str) -> InstrumentKey:
+    leg = item.get("leg", 0)
+    if isinstance(leg, bool) or not isinstance(leg, int):
+        raise _Malformed(f"{path}.leg: expected an integer")
+    category = _optional_text(item, "category", path) or DEFAULT_CATEGORY
+    return InstrumentKey(category, _text(item, "symbol", path), leg)
+
+
+def _time(item: dict[str, Any], field: str, path: str) -> datetime:
+    value = _text(item, field, path)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _Malformed(f"{path}.{field}: {value!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise _Malformed(f"{path}.{field}: {value!r} has no time zone (use Z for UTC)")
+    return moment.astimezone(UTC)
+
+
+def _position(item: dict[str, Any], path: str) -> VenuePosition:
+    side = _choice(item, "side", path, LotSide)
+    mark = _decimal(item, "mark_price", path) if item.get("mark_price") is not None else None
+    return VenuePosition(
+        key=_key(item, path),
+        qty=_positive(item, "qty", path) * side.sign,
+        avg_price=_decimal(item, "avg_price", path),
+        mark_price=mark,
+    )
+
+
+def _cash(value: Any, path: str) -> Cash:
+    item = _object(value, path)
+    return Cash(_text(item, "currency", path), _decimal(item, "balance", path))
+
+
+def _order(item: dict[str, Any], path: str) -> Order:
+    return Order(
+        client_order_id=_optional_text(item, "client_order_id", path),
+        venue_order_id=_text(item, "order_id", path),
+        key=_key(item, path),
+        side=_choice(item, "side", path, Side),
+        qty=_positive(item, "qty", path),
+        price=_decimal(item, "price", path) if item.get("price") is not None else None,
+        status=_choice(item, "status", path, OrderStatus, OrderStatus.OPEN),
+    )
+
+
+def _fill(item: dict[str, Any], path: str) -> Fill:
+    return Fill(
+        fill_id=_text(item, "fill_id", path),
+        order_id=_optional_text(item, "order_id", path),
+        key=_key(item, path),
+        side=_choice(item, "side", path, Side),
+        qty=_positive(item, "qty", path),
+        price=_decimal(item, "price", path),
+        fee=_decimal(item, "fee", path) if item.get("fee") is not None else ZERO,
+        time=_time(item, "time", path),
+        kind=_choice(item, "kind", path, FillKind, FillKind.TRADE),
+    )

@@ -1,0 +1,209 @@
+"""The fleet file: which bots and accounts exist, where they live, and how each is reconciled.
+
+    [defaults]
+    interval_seconds = 300          # how often beat reconciles each account
+    grace_seconds = 30              # fills newer than this make a discrepancy "in flight"
+    cash_tolerance_pct = 1
+    [defaults.thresholds]           # diff % below minor_below is minor, above critical_above critical
+    minor_below = 1
+    critical_above = 5
+    [defaults.policy]               # strategy per severity ...
+    minor = "warn_only"
+    moderate = "sync_to_broker"
+    critical = "halt_and_alert"
+    [defaults.policy.by_kind]       # ... overridden per discrepancy kind
+    missing_at_venue = "sync_to_broker"
+
+    [bots.lxalgo.accounts.paper]
+    venue = "sim"
+    state_file = "venues/lxalgo_paper.json"   # relative to the fleet file
+    [bots.lxalgo.accounts.paper.policy]       # any default can be overridden per account
+    critical = "sync_to_broker"
+
+Unknown keys, venues, strategies and kinds are errors that name the file, the table and the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from reconciliation.errors import FixConfiguration
+from reconciliation.findings import Kind, Thresholds
+from reconciliation.policy import Policy, Rules, Strategy
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ThresholdsTable(_Strict):
+    minor_below: Decimal | None = Field(default=None, ge=0)
+    critical_above: Decimal | None = Field(default=None, ge=0)
+
+
+class PolicyTable(_Strict):
+    minor: Strategy | None = None
+    moderate: Strategy | None = None
+    critical: Strategy | None = None
+    by_kind: dict[Kind, Strategy] = Field(default_factory=dict)
+
+
+class _Tunables(_Strict):
+    interval_seconds: int | None = Field(default=None, gt=0)
+    grace_seconds: int | None = Field(default=None, ge=0)
+    cash_tolerance_pct: Decimal | None = Field(default=None, ge=0)
+    thresholds: ThresholdsTable = Field(default_factory=ThresholdsTable)
+    policy: PolicyTable = Field(default_factory=PolicyTable)
+
+
+class DefaultsTable(_Tunables):
+    pass
+
+
+class SimAccountTable(_Tunables):
+    venue: Literal["sim"]
+    state_file: str
+
+
+AccountTable = Annotated[SimAccountTable, Field(discriminator="venue")]
+
+
+class BotTable(_Strict):
+    accounts: dict[Name, AccountTable]
+
+
+class FleetDocument(_Strict):
+    defaults: DefaultsTable = Field(default_factory=DefaultsTable)
+    bots: dict[Name, BotTable]
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """One account's resolved configuration: defaults with its own overrides applied."""
+
+    bot: str
+    account: str
+    venue: str
+    rules: Rules
+    interval_seconds: int
+    state_file: Path | None = None
+
+    @property
+    def label(self) -> str:
+        """``bot/account``."""
+        return f"{self.bot}/{self.account}"
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """Every account of the fleet file, in file order, and where the file is."""
+
+    path: Path
+    accounts: tuple[AccountConfig, ...]
+
+    def account(self, bot: str, account: str) -> AccountConfig:
+        """The account ``bot/account``; an unknown one is a configuration error listing what exists."""
+        for config in self.accounts:
+            if (config.bot, config.account) == (bot, account):
+                return config
+        known = ", ".join(a.label for a in self.accounts)
+        raise FixConfiguration(f"{self.path}: no account {bot}/{account} (known: {known})")
+
+
+def load_fleet(path: Path) -> Fleet:
+    """Read and validate a fleet file."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
+    except OSError as error:
+        raise FixConfiguration(f"fleet file {path}: {error.strerror}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise FixConfiguration(f"fleet file {path}: not valid TOML: {error}") from error
+    try:
+        fleet = FleetDocument.model_validate(document)
+    except ValidationError as error:
+        raise FixConfiguration(f"fleet file {path}: {_describe(error)}") from None
+    accounts = tuple(
+        _resolve(bot, name, table, fleet.defaults, path.parent)
+        for bot, bot_table in fleet.bots.items()
+        for name, table in bot_table.accounts.items()
+    )
+    return Fleet(path=path, accounts=accounts)
+
+
+def _describe(error: ValidationError) -> str:
+    """The most telling problem as 'table [a.b.c]: key k: what is wrong' (an unknown key before all else)."""
+    problems = sorted(error.errors(), key=lambda p: p["type"] != "extra_forbidden")
+    problem = problems[0]
+    location = [str(part) for part in problem["loc"] if str(part) != "sim"]
+    if problem["type"] == "union_tag_invalid" or location[-1:] == ["venue"]:
+        table = ".".join(location[:-1] if location[-1:] == ["venue"] else location)
+        return f"table [{table}]: unknown venue {_given(problem)} (known: sim)"
+    if location[-1:] == ["[key]"]:
+        table = ".".join(location[:-2])
+        return f"table [{table}]: unknown discrepancy kind {location[-2]!r} (known: {', '.join(Kind)})"
+    key = location[-1] if location else "?"
+    table = ".".join(location[:-1]) or "top level"
+    if problem["type"] == "extra_forbidden":
+        return f"table [{table}]: unknown key {key!r}"
+    if problem["type"] == "missing":
+        return f"table [{table}]: missing key {key!r}"
+    return f"table [{table}]: key {key!r}: {problem['msg']}"
+
+
+def _given(problem: Any) -> str:
+    value = problem.get("input")
+    if isinstance(value, dict):
+        value = value.get("venue")
+    return repr(value)
+
+
+def _resolve(bot: str, name: str, table: SimAccountTable, defaults: DefaultsTable, base: Path) -> AccountConfig:
+    def pick(field: str, fallback: Any) -> Any:
+        own, default = getattr(table, field), getattr(defaults, field)
+        return own if own is not None else default if default is not None else fallback
+
+    base_thresholds = Thresholds()
+    thresholds = Thresholds(
+        minor_below=_first(table.thresholds.minor_below, defaults.thresholds.minor_below, base_thresholds.minor_below),
+        critical_above=_first(
+            table.thresholds.critical_above, defaults.thresholds.critical_above, base_thresholds.critical_above
+        ),
+    )
+    if thresholds.minor_below > thresholds.critical_above:
+        raise FixConfiguration(
+            f"{base}: table [bots.{bot}.accounts.{name}]: thresholds minor_below must not exceed critical_above"
+        )
+    base_policy = Policy()
+    policy = Policy(
+        minor=_first(table.policy.minor, defaults.policy.minor, base_policy.minor),
+        moderate=_first(table.policy.moderate, defaults.policy.moderate, base_policy.moderate),
+        critical=_first(table.policy.critical, defaults.policy.critical, base_policy.critical),
+        by_kind={**defaults.policy.by_kind, **table.policy.by_kind},
+    )
+    rules = Rules(
+        policy=policy,
+        thresholds=thresholds,
+        cash_tolerance_pct=pick("cash_tolerance_pct", Rules().cash_tolerance_pct),
+        grace_seconds=pick("grace_seconds", Rules().grace_seconds),
+    )
+    return AccountConfig(
+        bot=bot,
+        account=name,
+        venue=table.venue,
+        rules=rules,
+        interval_seconds=pick("interval_seconds", 300),
+        state_file=(base / table.state_file).resolve(),
+    )
+
+
+def _first(*values: Any) -> Any:
+    return next(v for v in values if v is not None)

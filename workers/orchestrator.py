@@ -1,0 +1,96 @@
+"""One reconciliation run of one account, end to end, in-process.
+
+    begin (bump the fencing epoch, record the run) -> fetch the snapshot (complete or raise)
+    -> load the books -> plan (pure) -> apply the plan and record everything in ONE transaction
+
+A fetch that fails, or a run fenced off by a newer one, is recorded as a failed run and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from models import history, ledger
+from models.apply import apply_run
+from models.database import Database
+from reconciliation.errors import FixConfiguration, ReconError, StaleRun
+from reconciliation.plan import plan
+from venues.base import Venue
+from venues.sim import SimVenue
+from workers.fleet import AccountConfig
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def open_venue(config: AccountConfig) -> Venue:
+    """The venue an account lives at, as configured in the fleet file."""
+    if config.venue == "sim" and config.state_file is not None:
+        return SimVenue(config.state_file)
+    raise FixConfiguration(f"{config.label}: venue {config.venue!r} is not supported")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended: its id, status, and the error when it failed."""
+
+    run_id: int
+    status: str
+    error: str | None = None
+
+
+def reconcile(
+    database: Database,
+    config: AccountConfig,
+    *,
+    reason: str = "manual",
+    dry_run: bool = False,
+    clock: Clock = utc_now,
+    venue: Venue | None = None,
+) -> RunResult:
+    """Reconcile one account now; the run is recorded whatever happens, and the books change only on success."""
+    venue = venue or open_venue(config)
+    started = clock()
+    with database.sessions.begin() as session:
+        account_id = ledger.get_or_create_account(session, config.bot, config.account, started, config.venue).id
+        start = history.begin_run(session, account_id, reason, dry_run, started)
+    context = {"bot": config.bot, "account": config.account, "run_id": start.run_id}
+    log.info("run started", extra=context)
+    try:
+        snapshot = venue.fetch_snapshot(started)
+    except ReconError as error:
+        return _fail(database, start.run_id, f"fetch failed: {error}", clock, context)
+    with database.sessions() as session:
+        books, _ = ledger.load_books(session, account_id, [f.fill_id for f in snapshot.fills])
+    now = clock()
+    intended = plan(books, snapshot, config.rules, now)
+    try:
+        with database.sessions.begin() as session:
+            applied = apply_run(
+                session,
+                account_id=account_id,
+                run_id=start.run_id,
+                epoch=start.epoch,
+                plan=intended,
+                now=now,
+                dry_run=dry_run,
+            )
+    except StaleRun as error:
+        return _fail(database, start.run_id, str(error), clock, context)
+    log.info("run finished", extra={**context, "status": applied.status})
+    return RunResult(start.run_id, applied.status)
+
+
+def _fail(database: Database, run_id: int, message: str, clock: Clock, context: dict[str, object]) -> RunResult:
+    with database.sessions.begin() as session:
+        history.fail_run(session, run_id, message, clock())
+    log.warning("run failed: %s", message, extra=context)
+    return RunResult(run_id, "failed", message)
