@@ -37,6 +37,7 @@ from reconciliation.values import (
     Side,
     Source,
     Trade,
+    exact,
 )
 
 OPEN = PositionStatus.OPEN.value
@@ -188,6 +189,7 @@ class _Changes:
     credit: dict[str, Decimal] = field(default_factory=lambda: defaultdict(lambda: ZERO))
 
 
+@exact
 def write_fills(
     session: Session,
     account_id: int,

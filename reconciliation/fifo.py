@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
+from decimal import Decimal
 
 from reconciliation.values import (
+    WIDE,
     ZERO,
     Fill,
     FillKind,
@@ -22,12 +23,12 @@ from reconciliation.values import (
     PositionStatus,
     Source,
     Trade,
+    exact,
 )
 
 #: Money and quantities are stored with 18 decimal places; computed shares are rounded to that.
 PLACES = Decimal("1e-18")
 PERCENT_PLACES = Decimal("1e-6")
-_WIDE = Context(prec=80, rounding=ROUND_HALF_EVEN)
 
 _DEFAULT_EXIT_REASONS = {
     FillKind.LIQUIDATION: "liquidated by the venue",
@@ -38,7 +39,7 @@ _DEFAULT_EXIT_REASONS = {
 
 def quantize(value: Decimal, places: Decimal = PLACES) -> Decimal:
     """Round ``value`` half-even to ``places`` without losing integer digits."""
-    return _WIDE.quantize(value, places)
+    return WIDE.quantize(value, places)
 
 
 def _share(total: Decimal, part: Decimal, whole: Decimal) -> Decimal:
@@ -57,17 +58,13 @@ class FifoOutcome:
     opened: Lot | None
 
 
+@exact
 def apply_fill(lots: Sequence[Lot], fill: Fill, source: Source) -> FifoOutcome:
     """Apply ``fill`` to the open ``lots`` of its instrument (oldest first), FIFO.
 
     ``source`` says who records the fill: it becomes the opened lot's source, and a lot closed by anyone but
     the bot is ``CLOSED_EXTERNALLY``.
     """
-    with localcontext(_WIDE):
-        return _apply_fill(lots, fill, source)
-
-
-def _apply_fill(lots: Sequence[Lot], fill: Fill, source: Source) -> FifoOutcome:
     unmatched = fill.qty
     kept: list[Lot] = []
     trades: list[Trade] = []
@@ -172,13 +169,9 @@ def replay(lots: dict[InstrumentKey, tuple[Lot, ...]], fills: Iterable[tuple[Fil
     )
 
 
+@exact
 def position_of(key: InstrumentKey, lots: Sequence[Lot]) -> Position:
     """Signed quantity and weighted average entry price of the open ``lots`` of one instrument."""
-    with localcontext(_WIDE):
-        return _position_of(key, lots)
-
-
-def _position_of(key: InstrumentKey, lots: Sequence[Lot]) -> Position:
     open_lots = tuple(lot for lot in lots if lot.remaining > ZERO)
     size = sum((lot.remaining for lot in open_lots), ZERO)
     if size == ZERO:

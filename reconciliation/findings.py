@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from reconciliation.fifo import PERCENT_PLACES, quantize
-from reconciliation.values import ZERO, Cash, InstrumentKey, Order
+from reconciliation.values import ZERO, Cash, InstrumentKey, Order, exact
 
 HUNDRED = Decimal(100)
 
@@ -63,6 +63,7 @@ class Thresholds:
         return Severity.MODERATE
 
 
+@exact
 def diff_pct(ledger: Decimal, venue: Decimal) -> Decimal:
     """|ledger − venue| / max(|ledger|, |venue|) × 100, rounded to 6 places; 0 when both are 0."""
     scale = max(abs(ledger), abs(venue))
@@ -96,6 +97,7 @@ class PositionComparison:
     discrepancies: tuple[PositionDiscrepancy, ...]
 
 
+@exact
 def compare_positions(
     ledger: Mapping[InstrumentKey, Decimal], venue: Mapping[InstrumentKey, Decimal], thresholds: Thresholds
 ) -> PositionComparison:
@@ -145,6 +147,7 @@ class CashFinding:
         return self.severity is not None
 
 
+@exact
 def compare_cash(
     expected: Cash | None, venue: Cash | None, tolerance_pct: Decimal, thresholds: Thresholds
 ) -> CashFinding | None:

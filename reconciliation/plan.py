@@ -39,6 +39,7 @@ from reconciliation.values import (
     Side,
     Snapshot,
     Source,
+    exact,
     plain,
 )
 
@@ -190,6 +191,7 @@ def describe_subject(finding: Finding) -> str:
     return f"cash {finding.currency}"
 
 
+@exact
 def plan(books: Books, snapshot: Snapshot, rules: Rules, now: datetime) -> Plan:
     """Compare ``books`` with ``snapshot`` and decide, per ``rules``, what to do about each difference."""
     venue_positions = snapshot.positions_by_key()

@@ -6,19 +6,42 @@ engine computes new values instead of mutating old ones.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from enum import StrEnum
+from functools import wraps
+from typing import ParamSpec, TypeVar
 
 ZERO = Decimal(0)
 DEFAULT_CATEGORY = "default"
 
 
+#: Arithmetic on money runs in this context: wide enough that no sum or product of stored values
+#: (38 digits, 18 after the point) is ever rounded.
+WIDE = Context(prec=80, rounding=ROUND_HALF_EVEN)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def exact(function: Callable[P, R]) -> Callable[P, R]:
+    """Run ``function`` with ``WIDE`` as the decimal context."""
+
+    @wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with localcontext(WIDE):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
 def plain(value: Decimal) -> str:
-    """A decimal without exponent or trailing zeros, so the same number always prints the same: 100.50 -> 100.5."""
-    text = format(value.normalize(), "f")
-    return "0" if text in ("-0", "0") else text
+    """A decimal without exponent or trailing zeros, never rounded: Decimal("100.50") -> "100.5"."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
 
 
 class Side(StrEnum):
@@ -262,6 +285,7 @@ class Books:
     expected_cash: Cash | None = None
     known_fill_ids: frozenset[str] = frozenset()
 
+    @exact
     def signed_quantities(self) -> dict[InstrumentKey, Decimal]:
         """Signed open quantity per instrument, flat instruments left out."""
         quantities = {key: sum((lot.signed_remaining for lot in lots), ZERO) for key, lots in self.lots.items()}

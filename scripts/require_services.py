@@ -1,0 +1,19 @@
+"""Stop the test run early, with one clear message, when the Postgres the tests need cannot be reached."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import psycopg
+
+url = os.environ.get("RECON_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+try:
+    psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), connect_timeout=5).close()
+except psycopg.Error as error:
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    sys.exit(
+        f"recon tests: Postgres is not reachable at RECON_TEST_DATABASE_URL={url}: {first_line}\n"
+        "Start Postgres (e.g. `pg_ctlcluster 15 main start`) or point RECON_TEST_DATABASE_URL at one; "
+        "the database tests are never skipped."
+    )

@@ -1,0 +1,152 @@
+"""Fixtures shared by the suite: real Postgres and SQLite databases, clocks, and the example fleet.
+
+Postgres comes from RECON_TEST_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/test). When it
+cannot be reached the whole run stops with a message saying so: database tests are never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from models import Base
+from models.database import Database, make_engine, normalize_url, upgrade
+
+DEFAULT_TEST_URL = "postgresql://postgres@127.0.0.1:5432/test"
+EXAMPLES = Path(__file__).resolve().parent.parent / "workers" / "examples"
+
+
+def postgres_base_url() -> str:
+    """The Postgres the tests use, as a SQLAlchemy URL for psycopg."""
+    return normalize_url(os.environ.get("RECON_TEST_DATABASE_URL", DEFAULT_TEST_URL))
+
+
+def schema_url(base: str, schema: str) -> str:
+    """``base`` with every connection's search_path set to ``schema`` (usable with --db)."""
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
+def create_schema(base: str) -> str:
+    """A new, empty schema with a unique name; returns its name."""
+    schema = f"recon_test_{uuid.uuid4().hex[:12]}"
+    engine = make_engine(base)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as error:  # any failure to reach or use Postgres stops the run with a clear message
+        pytest.exit(
+            f"Postgres is not usable at {make_url(base).render_as_string(hide_password=True)}: {error}\n"
+            "Start Postgres or set RECON_TEST_DATABASE_URL; the database tests are never skipped.",
+            returncode=3,
+        )
+    finally:
+        engine.dispose()
+    return schema
+
+
+def drop_schema(base: str, schema: str) -> None:
+    """Drop ``schema`` and everything in it."""
+    engine = make_engine(base)
+    with engine.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_session_url() -> Iterator[str]:
+    """A migrated Postgres schema for the whole session; tests truncate it before use."""
+    base = postgres_base_url()
+    schema = create_schema(base)
+    url = schema_url(base, schema)
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    drop_schema(base, schema)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that tests copy instead of migrating again."""
+    path = tmp_path_factory.mktemp("template") / "recon.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+def _truncate(url: str) -> None:
+    engine = make_engine(url)
+    names = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_session_url: str) -> str:
+    """A URL to an empty, migrated Postgres schema."""
+    _truncate(postgres_session_url)
+    return postgres_session_url
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """A URL to an empty, migrated SQLite file."""
+    path = tmp_path / "recon.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """An empty, migrated database: each test using it runs once on SQLite and once on Postgres."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    """An open ``Database`` on an empty, migrated SQLite file or Postgres schema."""
+    db = Database(database_url)
+    yield db
+    db.dispose()
+
+
+class Clock:
+    """A controllable UTC clock for code that takes ``clock``."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A clock at 2026-11-20 12:00 UTC, a week after the example fleet's venue fills."""
+    return Clock(datetime(2026, 11, 20, 12, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def example_fleet(tmp_path: Path) -> Path:
+    """A copy of the shipped example fleet (fleet file, venue states, seed books) in a temporary folder."""
+    target = tmp_path / "fleet"
+    shutil.copytree(EXAMPLES, target)
+    return target / "fleet.toml"
+
+
+__all__ = ["Clock"]

@@ -1,0 +1,296 @@
+"""The example fleet through the ``recon`` command, on SQLite and Postgres: every seed case, end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from models.database import Database
+from workers.books import BooksClient
+from workers.cli import main
+from workers.demo import seed_books
+from workers.fleet import load_fleet
+
+
+class Recon:
+    """Runs ``recon`` in-process with a fleet file and a database, capturing exit code and output."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str], config: Path, db: str) -> None:
+        self.capsys, self.config, self.db = capsys, config, db
+
+    def __call__(self, *args: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        try:
+            main(["--config", str(self.config), "--db", self.db, *args])
+        except SystemExit as done:
+            code = int(done.code or 0)
+        captured = self.capsys.readouterr()
+        return code, captured.out, captured.err
+
+    def json(self, *args: str, expect: int | None = None) -> Any:
+        code, out, err = self(*args, "--json")
+        if expect is not None:
+            assert code == expect, err
+        return json.loads(out)
+
+
+@pytest.fixture
+def recon(capsys: pytest.CaptureFixture[str], example_fleet: Path, database_url: str) -> Recon:
+    """``recon`` on the example fleet whose bots have written their books (nothing reconciled yet)."""
+    database = Database(database_url)
+    client = BooksClient(database)
+    for config in load_fleet(example_fleet).accounts:
+        seed_books(client, config, example_fleet.parent / "books" / f"{config.bot}_{config.account}.json")
+    database.dispose()
+    return Recon(capsys, example_fleet, database_url)
+
+
+def by_symbol(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {d["symbol"]: d for d in report["discrepancies"]}
+
+
+def trades_of(recon: Recon, bot: str, account: str) -> list[dict[str, Any]]:
+    return list(recon.json("ledger", "show", bot, account)["trades"])
+
+
+def test_position_closed_by_hand_and_scale_in_partially_closed_while_the_bot_was_down(recon: Recon) -> None:
+    report = recon.json("reconcile", "lxalgo", "paper", expect=1)
+
+    assert report["status"] == "resolved"
+    found = by_symbol(report)
+    assert (found["BTCUSDT"]["kind"], found["BTCUSDT"]["ledger_qty"], found["BTCUSDT"]["venue_qty"]) == (
+        "quantity_mismatch", "150", "30",
+    )  # fmt: skip
+    assert (found["ETHUSDT"]["kind"], found["ETHUSDT"]["severity"]) == ("missing_at_venue", "critical")
+    books = recon.json("ledger", "show", "lxalgo", "paper")
+    [btc] = books["positions"]
+    assert (btc["symbol"], btc["qty"], [lot["entry_price"] for lot in btc["lots"]]) == ("BTCUSDT", "30", ["51000"])
+    btc_trades = [t for t in books["trades"] if t["symbol"] == "BTCUSDT"]
+    assert sum(Decimal(t["gross_pnl"]) for t in btc_trades) == Decimal(340000)
+    eth = next(t for t in books["trades"] if t["symbol"] == "ETHUSDT")
+    assert (eth["exit_price"], eth["exit_estimated"], eth["status"]) == ("3150", False, "CLOSED_EXTERNALLY")
+    assert Decimal(eth["net_pnl"]) == Decimal(40 * 150) - Decimal("6.6") - Decimal("6.93")
+
+
+def test_margin_call_liquidation_is_booked_with_the_venue_fill(recon: Recon) -> None:
+    report = recon.json("reconcile", "lxalgo", "live", expect=1)
+
+    assert by_symbol(report)["SOLUSDT"]["action"] == "recorded 1 venue fill(s)"
+    [sol] = trades_of(recon, "lxalgo", "live")
+    assert (sol["exit_reason"], sol["exit_price"], sol["status"]) == (
+        "liquidated by the venue", "151.2", "CLOSED_EXTERNALLY",
+    )  # fmt: skip
+    assert Decimal(sol["net_pnl"]) == (Decimal("151.2") - 180) * 500 - Decimal("49.5") - Decimal("41.58")
+
+
+def test_position_opened_by_hand_is_adopted_and_cash_drift_followed_on_a_permissive_account(recon: Recon) -> None:
+    report = recon.json("reconcile", "momentum", "paper", expect=1)
+
+    assert by_symbol(report)["TSLA"]["kind"] == "missing_in_ledger"
+    assert (report["cash"]["expected"], report["cash"]["venue"], report["cash"]["severity"]) == (
+        "100000", "97500", "moderate",
+    )  # fmt: skip
+    tsla = next(p for p in recon.json("ledger", "show", "momentum", "paper")["positions"] if p["symbol"] == "TSLA")
+    assert [(lot["remaining"], lot["entry_price"], lot["source"]) for lot in tsla["lots"]] == [
+        ("25", "242.1", "reconciliation")
+    ]
+    assert recon.json("reconcile", "momentum", "paper", expect=0)["cash"]["expected"] == "97500"
+
+
+def test_partial_close_opened_by_hand_and_orphan_orders_on_a_cautious_account(recon: Recon) -> None:
+    report = recon.json("reconcile", "momentum", "live", expect=1)
+
+    assert report["status"] == "warned"
+    found = by_symbol(report)
+    assert (found["AAPL"]["severity"], found["AAPL"]["strategy"], found["AAPL"]["outcome"]) == (
+        "moderate", "sync_to_broker", "resolved",
+    )  # fmt: skip
+    assert (found["NVDA"]["strategy"], found["NVDA"]["outcome"]) == ("warn_only", "warned")
+    orders = {o["client_order_id"]: o for o in report["orders"]}
+    assert orders["mom-live-0042"]["kind"] == "order_missing_at_venue"
+    assert orders["web-7f3a"]["kind"] == "order_unknown_to_ledger"
+    [aapl_close] = trades_of(recon, "momentum", "live")
+    assert (aapl_close["quantity"], aapl_close["exit_price"], aapl_close["exit_estimated"]) == ("3", "192.5", True)
+
+    again = recon.json("reconcile", "momentum", "live", expect=1)
+    assert [d["symbol"] for d in again["discrepancies"]] == ["NVDA"]
+    assert again["orders"] == []
+
+
+def test_side_flip_closes_the_short_and_adopts_the_long(recon: Recon) -> None:
+    report = recon.json("reconcile", "shortseller", "paper", expect=1)
+
+    gme = by_symbol(report)["GME"]
+    assert (gme["kind"], gme["ledger_qty"], gme["venue_qty"]) == ("side_mismatch", "-200", "50")
+    positions = {p["symbol"]: p["qty"] for p in recon.json("ledger", "show", "shortseller", "paper")["positions"]}
+    assert positions == {"AMC": "-1000", "GME": "50"}
+    assert recon.json("reconcile", "shortseller", "paper", expect=0)["status"] == "in_sync"
+
+
+def test_spread_with_a_missing_leg_is_closed_externally_and_a_critical_gap_halts(recon: Recon) -> None:
+    report = recon.json("reconcile", "shortseller", "live", expect=4)
+
+    assert report["status"] == "halted"
+    assert by_symbol(report)["TSLA"]["strategy"] == "halt_and_alert"
+    books = recon.json("ledger", "show", "shortseller", "live")
+    [spread] = books["groups"]
+    assert (spread["status"], spread["net_entry_credit"]) == ("CLOSED_EXTERNALLY", "4.6")
+    assert {p["symbol"] for p in books["positions"]} == {"SPY261218P00570000", "TSLA"}
+    [fleet_row] = [a for a in recon.json("fleet") if (a["bot"], a["account"]) == ("shortseller", "live")]
+    assert fleet_row["halted"] and fleet_row["open_breaks"] == 1
+
+    code, out, _ = recon("resume", "shortseller", "live")
+    assert code == 0 and "resumed" in out
+    assert not [a for a in recon.json("fleet") if a["account"] == "live" and a["bot"] == "shortseller"][0]["halted"]
+
+
+def test_a_dry_run_reports_the_plan_and_leaves_the_books_alone(recon: Recon) -> None:
+    before = recon.json("ledger", "show", "shortseller", "paper")
+
+    report = recon.json("reconcile", "shortseller", "paper", "--dry-run", expect=1)
+
+    assert report["dry_run"] and report["actions"]
+    assert not any(a["applied"] for a in report["actions"])
+    assert recon.json("ledger", "show", "shortseller", "paper") == before
+    assert recon.json("runs", "shortseller", "paper")[0]["dry_run"] is True
+
+
+def test_runs_and_report_show_what_was_stored(recon: Recon) -> None:
+    first = recon.json("reconcile", "lxalgo", "paper")
+    recon.json("reconcile", "lxalgo", "live")
+
+    listed = recon.json("runs")
+    stored = recon.json("report", str(first["run_id"]))
+
+    assert [r["bot"] + "/" + r["account"] for r in listed] == ["lxalgo/live", "lxalgo/paper"]
+    assert stored == first
+    assert set(stored) >= {
+        "run_id", "bot", "account", "venue", "status", "dry_run", "started_at", "finished_at", "summary",
+        "discrepancies", "cash", "orders", "actions",
+    }  # fmt: skip
+    assert stored["summary"] == {"matched": 0, "discrepancies": 2, "actions": 2}
+
+
+def test_the_ledger_commands_write_the_books(recon: Recon) -> None:
+    code, out, _ = recon("ledger", "fill", "newbot", "paper", "--symbol", "BTCUSDT", "--side", "buy", "--qty", "100",
+                         "--price", "50000", "--fill-id", "n1", "--category", "linear")  # fmt: skip
+    assert code == 0 and "0 -> 100" in out
+    recon("ledger", "fill", "newbot", "paper", "--symbol", "BTCUSDT", "--side", "buy", "--qty", "50",
+          "--price", "51000", "--fill-id", "n2", "--category", "linear")  # fmt: skip
+    sold = recon.json("ledger", "fill", "newbot", "paper", "--symbol", "BTCUSDT", "--side", "sell", "--qty", "120",
+                      "--price", "53000", "--fill-id", "n3", "--category", "linear")  # fmt: skip
+    again = recon.json("ledger", "fill", "newbot", "paper", "--symbol", "BTCUSDT", "--side", "sell", "--qty", "120",
+                       "--price", "53000", "--fill-id", "n3", "--category", "linear")  # fmt: skip
+    assert sum(Decimal(t["net_pnl"]) for t in sold["trades"]) == Decimal(340000)
+    assert (sold["position_after"], again["recorded"], again["position_after"]) == ("30", False, "30")
+
+    assert recon("ledger", "order", "newbot", "paper", "--client-order-id", "c1", "--symbol", "BTCUSDT",
+                 "--side", "sell", "--qty", "30", "--price", "60000")[0] == 0  # fmt: skip
+    assert recon("ledger", "cash", "newbot", "paper", "--balance", "1000.50", "--currency", "USDT")[0] == 0
+    code, out, _ = recon("ledger", "show", "newbot", "paper")
+    assert code == 0 and "BTCUSDT" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["reconcile", "nobody", "live"], "no account nobody/live"),
+        (["reconcile"], "Missing argument"),
+        (["report", "999"], "no run with id 999"),
+        (
+            [
+                "ledger",
+                "fill",
+                "lxalgo",
+                "paper",
+                "--symbol",
+                "X",
+                "--side",
+                "buy",
+                "--qty",
+                "1.5.5",
+                "--price",
+                "1",
+                "--fill-id",
+                "z",
+            ],
+            "qty: '1.5.5' is not a decimal number",
+        ),  # fmt: skip
+        (
+            [
+                "ledger",
+                "fill",
+                "lxalgo",
+                "paper",
+                "--symbol",
+                "X",
+                "--side",
+                "hold",
+                "--qty",
+                "1",
+                "--price",
+                "1",
+                "--fill-id",
+                "z",
+            ],
+            "side: 'hold' is not one of buy, sell",
+        ),  # fmt: skip
+        (["ledger", "show", "ghost", "paper"], "no books for ghost/paper"),
+        (["--db", "mysql://x/y", "runs"], "unsupported database"),
+    ],
+)
+def test_bad_input_is_one_line_on_stderr_with_exit_code_2(recon: Recon, args: list[str], message: str) -> None:
+    code, out, err = recon(*args)
+
+    assert code == 2
+    assert err.count("\n") == 1 and message in err
+    assert "Traceback" not in out + err
+
+
+def test_a_malformed_venue_file_fails_the_run_with_exit_3_and_changes_nothing(recon: Recon) -> None:
+    state = recon.config.parent / "venues" / "lxalgo_paper.json"
+    state.write_text('{"positions": [{"symbol": "BTCUSDT"}]}')
+    before = recon.json("ledger", "show", "lxalgo", "paper")
+
+    report = recon.json("reconcile", "lxalgo", "paper", expect=3)
+
+    assert report["status"] == "failed" and "positions[0].side: missing" in report["error"]
+    assert recon.json("ledger", "show", "lxalgo", "paper") == before
+
+
+def test_a_missing_fleet_file_is_a_configuration_error(recon: Recon, tmp_path: Path) -> None:
+    recon.config = tmp_path / "nowhere.toml"
+
+    code, _, err = recon("reconcile", "lxalgo", "paper")
+
+    assert code == 2 and "nowhere.toml" in err
+
+
+def test_the_installed_command_runs_the_demo_in_a_fresh_directory(tmp_path: Path) -> None:
+    recon_command = Path(sys.executable).parent / "recon"
+    finished = subprocess.run(
+        [str(recon_command), "demo", "--dir", str(tmp_path / "demo")],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
+    )  # fmt: skip
+
+    assert finished.returncode == 0, finished.stderr
+    assert "shortseller/live" in finished.stdout and "halted" in finished.stdout
+    explore = subprocess.run(
+        [str(recon_command), "fleet", "--json"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path / "demo", check=False,
+    )  # fmt: skip
+    statuses = {(a["bot"], a["account"]): a["last_status"] for a in json.loads(explore.stdout)}
+    assert statuses == {
+        ("lxalgo", "live"): "in_sync",
+        ("lxalgo", "paper"): "in_sync",
+        ("momentum", "live"): "warned",
+        ("momentum", "paper"): "in_sync",
+        ("shortseller", "live"): "halted",
+        ("shortseller", "paper"): "in_sync",
+    }

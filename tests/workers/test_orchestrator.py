@@ -1,0 +1,337 @@
+"""The invariants of DESIGN.md, proved through whole runs on SQLite and Postgres against the sim venue."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from models import Action, Alert, Break, Fill, Lot, Run, Trade, history, ledger
+from models.apply import apply_run
+from models.database import Database
+from reconciliation.plan import Outcome, plan
+from reconciliation.policy import Policy, Rules, Strategy
+from reconciliation.values import Snapshot
+from tests.conftest import Clock
+from venues.sim import SimVenue
+from workers.books import BooksClient
+from workers.fleet import AccountConfig
+from workers.orchestrator import reconcile
+
+SYNC = Policy(minor=Strategy.SYNC_TO_BROKER, moderate=Strategy.SYNC_TO_BROKER, critical=Strategy.SYNC_TO_BROKER)
+WARN = Policy(minor=Strategy.WARN_ONLY, moderate=Strategy.WARN_ONLY, critical=Strategy.WARN_ONLY)
+HALT = Policy(minor=Strategy.WARN_ONLY, moderate=Strategy.WARN_ONLY, critical=Strategy.HALT_AND_ALERT)
+
+
+class Venue:
+    """A sim venue whose state file the test rewrites."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.set()
+
+    def set(self, positions: list[dict[str, Any]] | None = None, **rest: Any) -> None:
+        self.path.write_text(json.dumps({"positions": positions or [], **rest}))
+
+
+@pytest.fixture
+def venue(tmp_path: Path) -> Venue:
+    """A sim venue holding nothing."""
+    return Venue(tmp_path / "venue.json")
+
+
+@pytest.fixture
+def books(database: Database, clock: Clock) -> BooksClient:
+    """The books client bots use, on the test database and clock."""
+    return BooksClient(database, clock)
+
+
+def account(venue: Venue, policy: Policy = SYNC, grace: int = 30) -> AccountConfig:
+    return AccountConfig("lxalgo", "paper", "sim", Rules(policy=policy, grace_seconds=grace), 300, venue.path)
+
+
+def run(database: Database, venue: Venue, clock: Clock, policy: Policy = SYNC, **options: Any) -> Any:
+    clock.advance(60)
+    return reconcile(database, account(venue, policy), clock=clock, **options)
+
+
+def count(database: Database, table: type) -> int:
+    with database.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+def positions(books: BooksClient) -> dict[str, Decimal]:
+    return {p.key.symbol: p.qty for p in books.positions("lxalgo", "paper")}
+
+
+def long(symbol: str, qty: str, avg: str = "100", mark: str | None = None) -> dict[str, Any]:
+    return {"symbol": symbol, "side": "long", "qty": qty, "avg_price": avg, "mark_price": mark}
+
+
+def buy(books: BooksClient, fill_id: str, symbol: str, qty: str, price: str = "100", **extra: Any) -> None:
+    books.record_fill("lxalgo", "paper", symbol=symbol, side="buy", qty=qty, price=price, fill_id=fill_id,
+                      time="2026-11-01T00:00:00Z", **extra)  # fmt: skip
+
+
+def test_a_failed_fetch_records_a_failed_run_and_changes_nothing(
+    database: Database, venue: Venue, books: BooksClient, clock: Clock
+) -> None:
+    buy(books, "b1", "BTCUSDT", "1")
+    venue.path.write_text('{"positions": [{"symbol": "BTCUSDT", "side": "long", "qty": "abc", "avg_price": "1"}]}')
+
+    result = run(database, venue, clock)
+
+    assert result.status == "failed"
+    assert "positions[0].qty" in (result.error or "")
+    assert positions(books) == {"BTCUSDT": Decimal(1)}
+    assert count(database, Action) == 0
+    with database.sessions() as session:
+        failed = session.get_one(Run, result.run_id)
+    assert (failed.status, failed.finished_at is not None) == ("failed", True)
+
+
+def test_every_change_is_an_action_with_the_state_before_and_after(
+    database: Database, venue: Venue, books: BooksClient, clock: Clock
+) -> None:
+    buy(books, "b1", "BTCUSDT", "10")
+    venue.set([long("BTCUSDT", "4", mark="110"), long("ETHUSDT", "2", avg="3000")])
+
+    result = run(database, venue, clock)
+
+    with database.sessions() as session:
+        record = history.run_record(session, result.run_id)
+    changes = {(a.subject, a.kind): (a.before, a.after, a.applied) for a in record.actions}
+    assert changes == {
+        ("position:default:BTCUSDT:0", "correct_position"): (
+            {"qty": "10", "avg_entry": "100"},
+            {"qty": "4", "avg_entry": "100"},
+            True,
+        ),
+        ("position:default:ETHUSDT:0", "correct_position"): (
+            {"qty": "0", "avg_entry": None},
+            {"qty": "2", "avg_entry": "3000"},
+            True,
+        ),
+    }
+    assert count(database, Fill) == 1 + len(changes)
+
+
+def test_right_after_sync_to_broker_a_new_run_finds_the_account_in_sync(
+    database: Database, venue: Venue, books: BooksClient, clock: Clock
+) -> None:
+    buy(books, "b1", "BTCUSDT", "10")
+    buy(books, "b2", "SOLUSDT", "5")
+    venue.set([long("BTCUSDT", "7", mark="90"), {**long("SOLUSDT", "3"), "side": "short"}, long("XRPUSDT", "100")])
+
+    assert run(database, venue, clock).status == "resolved"
+    assert run(database, venue, clock).status == "in_sync"
+    assert positions(books) == {"BTCUSDT": Decimal(7), "SOLUSDT": Decimal(-3), "XRPUSDT": Decimal(100)}
+
+
+def test_a_dry_run_is_stored_as_dry_and_changes_no_books(
+    database: Database, venue: Venue, books: BooksClient, clock: Clock
+) -> None:
+    buy(books, "b1", "BTCUSDT", "10")
+    venue.set([long("ETHUSDT", "2")], cash={"currency": "USD", "balance": "50"})
+    books.set_expected_cash("lxalgo", "paper", "100")
+    fills_before, lots_before = count(database, Fill), count(database, Lot)
+
+    result = run(database, venue, clock, dry_run=True)
+
+    assert result.status == "resolved"
+    assert (count(database, Fill), count(database, Lot)) == (fills_before, lots_before)
+    assert positions(books) == {"BTCUSDT": Decimal(10)}
+    with database.sessions() as session:
+        record = history.run_record(session, result.run_id)
+        books_now, _ = ledger.load_books(session, ledger.find_account(session, "lxalgo", "paper").id)
+    assert record.run.dry_run
+    assert record.actions and not any(a.applied for a in record.actions)
+    assert books_now.expected_cash is not None and books_now.expected_cash.balance == Decimal(100)
+    assert count(database, Break) == 0
+
+
+def test_venue_fills_are_recorded_under_their_ids_so_the_bot_recording_them_later_changes_nothing(
+    database: Database, venue: Venue, books: BooksClient, clock: Clock
+) -> None:
+    buy(books, "b1", "BTCUSDT", "10", price="100")
+    venue.set(
+        [long("BTCUSDT", "6")],
+        fills=[{"fill_id": "venue-77", "symbol": "BTCUSDT", "side": "sell", "qty": "4", "price": "120",
+                "time": "2026-11-02T00:00:00Z"}],
+    )  # fmt: skip
+
+    run(database, venue, clock)
+    late = books.record_fill("lxalgo", "paper", symbol="BTCUSDT", side="sell", qty="4", price="120",
+                             fill_id="venue-77")  # fmt: skip
+
+    assert not late.recorded
+    assert positions(books) == {"BTCUSDT": Decimal(6)}
+    with database.sessions() as session:
+        trade = session.scalars(select(Trade)).one()
+    assert (trade.exit_price, trade.gross_pnl, trade.exit_estimated) == (Decimal(120), Decimal(80), False)
+    assert trade.status == "CLOSED_EXTERNALLY"
+
+
+def test_replaying_a_run_against_the_same_books_and_snapshot_never_doubles_the_correction(
+    database: Database, venue: Venue, books: BooksClient, clock: Clock
+) -> None:
+    buy(books, "b1", "BTCUSDT", "10")
+    venue.set([long("BTCUSDT", "4", mark="90")])
+    config = account(venue)
+    snapshot = SimVenue(venue.path).fetch_snapshot(clock.now)
+
+    class Frozen:
+        """The same snapshot every time, like a retried task."""
+
+        name = "sim"
+
+        def fetch_snapshot(self, now: object) -> Snapshot:
+            return snapshot
+
+    first = reconcile(database, config, clock=clock, venue=Frozen())
+    replay = reconcile(database, config, clock=clock, venue=Frozen())
+
+    assert first.status == "resolved" and replay.status == "in_sync"
+    assert positions(books) == {"BTCUSDT": Decimal(4)}
+    assert count(database, Fill) == 2
+
+
+def test_the_same_synthetic_correction_written_twice_is_one_fill(
+    database: Database, venue: Venue, books: BooksClient, clock: Clock
+) -> None:
+    """Two runs that planned against the same books (a duplicated task) write one correction between them."""
+    buy(books, "b1", "BTCUSDT", "10")
+    venue.set([long("BTCUSDT", "4", mark="90")])
+    snapshot = SimVenue(venue.path).fetch_snapshot(clock.now)
+    with database.sessions() as session:
+        account_id = ledger.find_account(session, "lxalgo", "paper").id
+        loaded, _ = ledger.load_books(session, account_id)
+    intended = plan(loaded, snapshot, Rules(policy=SYNC), clock.advance(60))
+
+    for _ in range(2):
+        with database.sessions.begin() as session:
+            start = history.begin_run(session, account_id, "manual", False, clock.now)
+        with database.sessions.begin() as session:
+            apply_run(session, account_id=account_id, run_id=start.run_id, epoch=start.epoch, plan=intended,
+                      now=clock.now, dry_run=False)  # fmt: skip
+
+    assert positions(books) == {"BTCUSDT": Decimal(4)}
+    assert count(database, Fill) == 2
+
+
+def test_a_later_correction_of_the_same_size_still_applies(
+    database: Database, venue: Venue, books: BooksClient, clock: Clock
+) -> None:
+    venue.set([long("XRPUSDT", "100")])
+    run(database, venue, clock)
+    venue.set([])
+    run(database, venue, clock)
+    assert positions(books) == {}
+
+    venue.set([long("XRPUSDT", "100")])
+    assert run(database, venue, clock).status == "resolved"
+
+    assert positions(books) == {"XRPUSDT": Decimal(100)}
+    assert count(database, Fill) == 3
+
+
+def test_a_run_that_lost_the_account_to_a_newer_run_writes_nothing(
+    database: Database, venue: Venue, books: BooksClient, clock: Clock
+) -> None:
+    buy(books, "b1", "BTCUSDT", "10")
+    venue.set([])
+
+    class Overtaken:
+        """A fetch during which another run takes the account."""
+
+        name = "sim"
+
+        def fetch_snapshot(self, now: Any) -> Snapshot:
+            with database.sessions.begin() as session:
+                history.begin_run(session, account_id, "schedule", False, now)
+            return SimVenue(venue.path).fetch_snapshot(now)
+
+    with database.sessions() as session:
+        account_id = ledger.find_account(session, "lxalgo", "paper").id
+    result = reconcile(database, account(venue), clock=clock, venue=Overtaken())
+
+    assert result.status == "failed"
+    assert "lost the account" in (result.error or "")
+    assert positions(books) == {"BTCUSDT": Decimal(10)}
+    assert count(database, Action) == 0
+
+
+def test_a_fill_the_bot_records_after_the_books_were_loaded_defers_the_correction(
+    database: Database, venue: Venue, books: BooksClient, clock: Clock
+) -> None:
+    buy(books, "b1", "BTCUSDT", "10")
+    venue.set([long("BTCUSDT", "15")])
+    snapshot = SimVenue(venue.path).fetch_snapshot(clock.now)
+    with database.sessions.begin() as session:
+        account_id = ledger.find_account(session, "lxalgo", "paper").id
+        start = history.begin_run(session, account_id, "manual", False, clock.now)
+    with database.sessions() as session:
+        loaded, _ = ledger.load_books(session, account_id)
+    intended = plan(loaded, snapshot, Rules(policy=SYNC, grace_seconds=0), clock.advance(60))
+
+    buy(books, "b2", "BTCUSDT", "5")  # the bot records the fill that explains the difference, mid-run
+    with database.sessions.begin() as session:
+        applied = apply_run(session, account_id=account_id, run_id=start.run_id, epoch=start.epoch, plan=intended,
+                            now=clock.now, dry_run=False)  # fmt: skip
+
+    assert positions(books) == {"BTCUSDT": Decimal(15)}
+    assert [d.outcome for d in applied.plan.decisions] == [Outcome.DEFERRED]
+    assert applied.status == "warned"
+    assert reconcile(database, account(venue, grace=0), clock=clock).status == "in_sync"
+
+
+def test_a_discrepancy_with_fills_inside_the_grace_window_is_left_for_the_next_run(
+    database: Database, venue: Venue, books: BooksClient, clock: Clock
+) -> None:
+    books.record_fill("lxalgo", "paper", symbol="BTCUSDT", side="buy", qty="1", price="1", fill_id="new")
+    venue.set([])
+
+    deferred = reconcile(database, account(venue), clock=clock)
+    clock.advance(31)
+    acted = reconcile(database, account(venue), clock=clock)
+
+    assert (deferred.status, acted.status) == ("warned", "resolved")
+    assert positions(books) == {}
+
+
+def test_a_persisting_discrepancy_is_one_break_until_it_disappears(
+    database: Database, venue: Venue, books: BooksClient, clock: Clock
+) -> None:
+    venue.set([long("NVDA", "10")])
+    runs = [run(database, venue, clock, WARN) for _ in range(3)]
+    with database.sessions() as session:
+        [open_break] = session.scalars(select(Break)).all()
+        assert (open_break.occurrences, open_break.resolved_at) == (3, None)
+        assert (open_break.first_seen_run_id, open_break.last_seen_run_id) == (runs[0].run_id, runs[2].run_id)
+
+    venue.set([])
+    cleared = run(database, venue, clock, WARN)
+
+    with database.sessions() as session:
+        closed = session.scalars(select(Break)).one()
+    assert cleared.status == "in_sync"
+    assert (closed.resolved_run_id, closed.occurrences) == (cleared.run_id, 3)
+
+
+def test_halt_and_alert_halts_the_account_once_and_raises_one_alert(
+    database: Database, venue: Venue, books: BooksClient, clock: Clock
+) -> None:
+    buy(books, "b1", "BTCUSDT", "10")
+    venue.set([long("BTCUSDT", "5")])
+
+    first = run(database, venue, clock, HALT)
+    second = run(database, venue, clock, HALT)
+
+    assert (first.status, second.status) == ("halted", "halted")
+    assert books.is_halted("lxalgo", "paper")
+    assert positions(books) == {"BTCUSDT": Decimal(10)}
+    assert count(database, Alert) == 1
