@@ -147,7 +147,7 @@ def test_spread_with_a_missing_leg_is_closed_externally_and_a_critical_gap_halts
 
     code, out, _ = recon("resume", "shortseller", "live")
     assert code == 0 and "resumed" in out
-    assert not [a for a in recon.json("fleet") if a["account"] == "live" and a["bot"] == "shortseller"][0]["halted"]
+    assert not next(a for a in recon.json("fleet") if a["account"] == "live" and a["bot"] == "shortseller")["halted"]
 
 
 def test_a_dry_run_reports_the_plan_and_leaves_the_books_alone(recon: Recon) -> None:
@@ -221,7 +221,7 @@ def test_the_ledger_commands_write_the_books(recon: Recon) -> None:
                 "z",
             ],
             "qty: '1.5.5' is not a decimal number",
-        ),  # fmt: skip
+        ),
         (
             [
                 "ledger",
@@ -240,7 +240,7 @@ def test_the_ledger_commands_write_the_books(recon: Recon) -> None:
                 "z",
             ],
             "side: 'hold' is not one of buy, sell",
-        ),  # fmt: skip
+        ),
         (["ledger", "show", "ghost", "paper"], "no books for ghost/paper"),
         (["--db", "mysql://x/y", "runs"], "unsupported database"),
     ],
