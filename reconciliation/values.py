@@ -6,6 +6,7 @@ engine computes new values instead of mutating old ones.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +35,26 @@ def exact(function: Callable[P, R]) -> Callable[P, R]:
             return function(*args, **kwargs)
 
     return wrapper
+
+
+_DECIMAL_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def parse_decimal(value: str | int | Decimal) -> Decimal:
+    """An exact, finite Decimal from text like "-12.5" or "1e-8", an int or a Decimal.
+
+    Stricter than ``Decimal()``: no spaces, underscores, NaN or infinities. Raises ValueError.
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise ValueError(f"expected a decimal number, got {type(value).__name__}")
+    if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value):
+        if value.strip().lower().lstrip("+-") in ("nan", "snan", "inf", "infinity"):
+            raise ValueError(f"{value!r} is not a finite number")
+        raise ValueError(f"{value!r} is not a decimal number")
+    number = Decimal(value)
+    if not number.is_finite():
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
 
 
 def plain(value: Decimal) -> str:

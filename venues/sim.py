@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,10 +35,19 @@ from reconciliation.values import (
     Side,
     Snapshot,
     VenuePosition,
+    parse_decimal,
 )
 
 T = TypeVar("T")
 TOP_LEVEL = frozenset({"positions", "cash", "open_orders", "fills", "marks"})
+_KEY_FIELDS = {"symbol", "category", "leg"}
+FIELDS = {
+    "positions": _KEY_FIELDS | {"side", "qty", "avg_price", "mark_price"},
+    "cash": {"currency", "balance"},
+    "open_orders": _KEY_FIELDS | {"order_id", "client_order_id", "side", "qty", "price", "status"},
+    "fills": _KEY_FIELDS | {"fill_id", "order_id", "side", "qty", "price", "fee", "time", "kind"},
+    "marks": _KEY_FIELDS | {"price"},
+}
 
 
 class SimVenue:
@@ -55,6 +64,8 @@ class SimVenue:
             text = self.state_file.read_text(encoding="utf-8")
         except OSError as error:
             raise FixConfiguration(f"sim state file {self.state_file}: {error.strerror}") from error
+        except UnicodeDecodeError as error:
+            raise InvalidResponse(f"sim state file {self.state_file}: not UTF-8 text ({error.reason})") from error
         try:
             document = json.loads(text, parse_float=Decimal)
         except json.JSONDecodeError as error:
@@ -75,21 +86,41 @@ def parse_state(document: Any, now: datetime) -> Snapshot:
     unknown = sorted(set(state) - TOP_LEVEL)
     if unknown:
         raise _Malformed(f"unknown key {unknown[0]!r} (expected {', '.join(sorted(TOP_LEVEL))})")
+    positions = _each(state, "positions", _position)
+    _refuse_duplicates([p.key for p in positions], "positions")
+    marks = [(_key(m, path), _decimal(m, "price", path)) for m, path in _items(state, "marks")]
+    _refuse_duplicates([key for key, _ in marks], "marks")
     return Snapshot(
         as_of=now,
-        positions=tuple(_each(state, "positions", _position)),
+        positions=tuple(positions),
         cash=_cash(state["cash"], "cash") if state.get("cash") is not None else None,
         open_orders=tuple(_each(state, "open_orders", _order)),
         fills=tuple(_each(state, "fills", _fill)),
-        marks={_key(m, path): _decimal(m, "price", path) for m, path in _items(state, "marks")},
+        marks=dict(marks),
     )
+
+
+def _refuse_duplicates(keys: list[InstrumentKey], name: str) -> None:
+    seen: set[InstrumentKey] = set()
+    for index, key in enumerate(keys):
+        if key in seen:
+            raise _Malformed(f"{name}[{index}]: a second entry for {key}")
+        seen.add(key)
 
 
 def _items(state: dict[str, Any], name: str) -> list[tuple[dict[str, Any], str]]:
     value = state.get(name, [])
     if not isinstance(value, list):
         raise _Malformed(f"{name}: expected a list")
-    return [(_object(item, f"{name}[{i}]"), f"{name}[{i}]") for i, item in enumerate(value)]
+    return [(_entry(item, f"{name}[{i}]", name), f"{name}[{i}]") for i, item in enumerate(value)]
+
+
+def _entry(value: Any, path: str, kind: str) -> dict[str, Any]:
+    item = _object(value, path)
+    unknown = sorted(set(item) - FIELDS[kind])
+    if unknown:
+        raise _Malformed(f"{path}: unknown key {unknown[0]!r} (expected {', '.join(sorted(FIELDS[kind]))})")
+    return item
 
 
 def _each(state: dict[str, Any], name: str, parse: Callable[[dict[str, Any], str], T]) -> list[T]:
@@ -121,15 +152,10 @@ def _optional_text(item: dict[str, Any], field: str, path: str) -> str | None:
 
 def _decimal(item: dict[str, Any], field: str, path: str) -> Decimal:
     value = _required(item, field, path)
-    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-        raise _Malformed(f"{path}.{field}: expected a decimal number")
     try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise _Malformed(f"{path}.{field}: {value!r} is not a decimal number") from None
-    if not number.is_finite():
-        raise _Malformed(f"{path}.{field}: {value!r} is not a finite number")
-    return number
+        return parse_decimal(value)
+    except ValueError as error:
+        raise _Malformed(f"{path}.{field}: {error}") from None
 
 
 def _positive(item: dict[str, Any], field: str, path: str) -> Decimal:
@@ -180,7 +206,7 @@ def _position(item: dict[str, Any], path: str) -> VenuePosition:
 
 
 def _cash(value: Any, path: str) -> Cash:
-    item = _object(value, path)
+    item = _entry(value, path, "cash")
     return Cash(_text(item, "currency", path), _decimal(item, "balance", path))
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TypeVar
 
 from models import history, ledger
@@ -30,6 +30,7 @@ from reconciliation.values import (
     OrderStatus,
     Position,
     Side,
+    parse_decimal,
 )
 
 Number = str | Decimal | int
@@ -41,11 +42,9 @@ def to_decimal(value: Number, name: str, *, positive: bool = False, signed: bool
     if isinstance(value, float | bool):
         raise FixConfiguration(f"{name}: pass a string or Decimal, not {type(value).__name__} ({value!r})")
     try:
-        number = Decimal(value)
-    except (InvalidOperation, ValueError, TypeError):
-        raise FixConfiguration(f"{name}: {value!r} is not a decimal number") from None
-    if not number.is_finite():
-        raise FixConfiguration(f"{name}: {value!r} is not a finite number")
+        number = parse_decimal(value)
+    except ValueError as error:
+        raise FixConfiguration(f"{name}: {error}") from None
     if positive and number <= ZERO:
         raise FixConfiguration(f"{name}: must be positive, got {value}")
     if not positive and not signed and number < ZERO:
@@ -58,10 +57,13 @@ def to_time(value: datetime | str | None, clock: Callable[[], datetime]) -> date
     if value is None:
         return clock()
     if isinstance(value, str):
+        text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
         try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            value = datetime.fromisoformat(text)
         except ValueError:
             raise FixConfiguration(f"time: {value!r} is not an ISO 8601 time") from None
+    if not isinstance(value, datetime):
+        raise FixConfiguration(f"time: expected an ISO 8601 text or a datetime, got {type(value).__name__}")
     if value.tzinfo is None:
         raise FixConfiguration("time: must carry a time zone (use Z or +00:00 for UTC)")
     return value.astimezone(UTC)

@@ -31,7 +31,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from reconciliation.errors import FixConfiguration
 from reconciliation.findings import Kind, Thresholds
@@ -58,8 +58,8 @@ class PolicyTable(_Strict):
 
 
 class _Tunables(_Strict):
-    interval_seconds: int | None = Field(default=None, gt=0)
-    grace_seconds: int | None = Field(default=None, ge=0)
+    interval_seconds: StrictInt | None = Field(default=None, gt=0)
+    grace_seconds: StrictInt | None = Field(default=None, ge=0)
     cash_tolerance_pct: Decimal | None = Field(default=None, ge=0)
     thresholds: ThresholdsTable = Field(default_factory=ThresholdsTable)
     policy: PolicyTable = Field(default_factory=PolicyTable)
@@ -71,19 +71,22 @@ class DefaultsTable(_Tunables):
 
 class SimAccountTable(_Tunables):
     venue: Literal["sim"]
-    state_file: str
+    state_file: str = Field(min_length=1)
 
 
 AccountTable = Annotated[SimAccountTable, Field(discriminator="venue")]
 
 
 class BotTable(_Strict):
-    accounts: dict[Name, AccountTable]
+    accounts: dict[Name, AccountTable] = Field(min_length=1)
 
 
 class FleetDocument(_Strict):
     defaults: DefaultsTable = Field(default_factory=DefaultsTable)
-    bots: dict[Name, BotTable]
+    bots: dict[Name, BotTable] = Field(min_length=1)
+
+
+VENUES = frozenset({"sim"})
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,8 @@ def load_fleet(path: Path) -> Fleet:
         document = tomllib.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
     except OSError as error:
         raise FixConfiguration(f"fleet file {path}: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise FixConfiguration(f"fleet file {path}: not UTF-8 text ({error.reason})") from error
     except tomllib.TOMLDecodeError as error:
         raise FixConfiguration(f"fleet file {path}: not valid TOML: {error}") from error
     try:
@@ -132,7 +137,7 @@ def load_fleet(path: Path) -> Fleet:
     except ValidationError as error:
         raise FixConfiguration(f"fleet file {path}: {_describe(error)}") from None
     accounts = tuple(
-        _resolve(bot, name, table, fleet.defaults, path.parent)
+        _resolve(bot, name, table, fleet.defaults, path)
         for bot, bot_table in fleet.bots.items()
         for name, table in bot_table.accounts.items()
     )
@@ -141,15 +146,17 @@ def load_fleet(path: Path) -> Fleet:
 
 def _describe(error: ValidationError) -> str:
     """The most telling problem as 'table [a.b.c]: key k: what is wrong' (an unknown key before all else)."""
-    problems = sorted(error.errors(), key=lambda p: p["type"] != "extra_forbidden")
-    problem = problems[0]
-    location = [str(part) for part in problem["loc"] if str(part) != "sim"]
-    if problem["type"] == "union_tag_invalid" or location[-1:] == ["venue"]:
-        table = ".".join(location[:-1] if location[-1:] == ["venue"] else location)
-        return f"table [{table}]: unknown venue {_given(problem)} (known: sim)"
+    problem = sorted(error.errors(), key=lambda p: p["type"] != "extra_forbidden")[0]
+    location = _table_path(problem["loc"])
+    if problem["type"] == "union_tag_not_found":
+        return f"table [{'.'.join(location)}]: missing key 'venue'"
+    if problem["type"] == "union_tag_invalid":
+        return f"table [{'.'.join(location)}]: unknown venue {_given(problem)} (known: sim)"
     if location[-1:] == ["[key]"]:
-        table = ".".join(location[:-2])
-        return f"table [{table}]: unknown discrepancy kind {location[-2]!r} (known: {', '.join(Kind)})"
+        table, name = ".".join(location[:-2]), location[-2]
+        if location[-3:-2] == ["by_kind"]:
+            return f"table [{table}]: unknown discrepancy kind {name!r} (known: {', '.join(Kind)})"
+        return f"table [{table}]: invalid name {name!r}: use lowercase letters, digits, '_' and '-'"
     key = location[-1] if location else "?"
     table = ".".join(location[:-1]) or "top level"
     if problem["type"] == "extra_forbidden":
@@ -159,6 +166,14 @@ def _describe(error: ValidationError) -> str:
     return f"table [{table}]: key {key!r}: {problem['msg']}"
 
 
+def _table_path(loc: tuple[int | str, ...]) -> list[str]:
+    """pydantic's location without the venue tag it inserts after an account name (bots.B.accounts.A.<venue>)."""
+    parts = [str(part) for part in loc]
+    if len(parts) > 4 and parts[0] == "bots" and parts[2] == "accounts" and parts[4] in VENUES:
+        del parts[4]
+    return parts
+
+
 def _given(problem: Any) -> str:
     value = problem.get("input")
     if isinstance(value, dict):
@@ -166,7 +181,7 @@ def _given(problem: Any) -> str:
     return repr(value)
 
 
-def _resolve(bot: str, name: str, table: SimAccountTable, defaults: DefaultsTable, base: Path) -> AccountConfig:
+def _resolve(bot: str, name: str, table: SimAccountTable, defaults: DefaultsTable, path: Path) -> AccountConfig:
     def pick(field: str, fallback: Any) -> Any:
         own, default = getattr(table, field), getattr(defaults, field)
         return own if own is not None else default if default is not None else fallback
@@ -180,7 +195,8 @@ def _resolve(bot: str, name: str, table: SimAccountTable, defaults: DefaultsTabl
     )
     if thresholds.minor_below > thresholds.critical_above:
         raise FixConfiguration(
-            f"{base}: table [bots.{bot}.accounts.{name}]: thresholds minor_below must not exceed critical_above"
+            f"fleet file {path}: table [bots.{bot}.accounts.{name}]: thresholds minor_below "
+            f"({thresholds.minor_below}) must not exceed critical_above ({thresholds.critical_above})"
         )
     base_policy = Policy()
     policy = Policy(
@@ -201,7 +217,7 @@ def _resolve(bot: str, name: str, table: SimAccountTable, defaults: DefaultsTabl
         venue=table.venue,
         rules=rules,
         interval_seconds=pick("interval_seconds", 300),
-        state_file=(base / table.state_file).resolve(),
+        state_file=(path.parent / table.state_file).resolve(),
     )
 
 
