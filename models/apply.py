@@ -41,7 +41,7 @@ ACTIONS = cast(Table, Action.__table__)
 BREAKS = cast(Table, Break.__table__)
 FINDINGS = cast(Table, Finding.__table__)
 GROUPS = cast(Table, tables.PositionGroup.__table__)
-MOVED = "deferred: the books moved on this instrument during the run"
+MOVED = "deferred: the books changed during the run"
 
 
 @dataclass(frozen=True)
@@ -53,17 +53,26 @@ class AppliedRun:
 
 
 def apply_run(
-    session: Session, *, account_id: int, run_id: int, epoch: int, plan: Plan, now: datetime, dry_run: bool
+    session: Session,
+    *,
+    account_id: int,
+    run_id: int,
+    epoch: int,
+    plan: Plan,
+    now: datetime,
+    dry_run: bool,
+    snapshot_as_of: datetime | None = None,
 ) -> AppliedRun:
     """Carry out ``plan`` for run ``run_id`` and record everything about it. The caller commits."""
     account = ledger.lock_account(session, account_id)
-    if account.epoch != epoch:
+    if not dry_run and account.epoch != epoch:
         raise StaleRun(f"run {run_id} lost the account to a newer run (epoch {epoch} < {account.epoch})")
-    keys = {e.fill.key for d in plan.decisions for e in d.effects if isinstance(e, BookFill)}
-    lots = ledger.load_open_lots(session, account_id, keys=keys)
-    plan = replace(plan, decisions=tuple(_recheck(d, lots) for d in plan.decisions))
+    current = _Current.read(session, account_id, plan)
+    plan = replace(plan, decisions=tuple(current.recheck(d) for d in plan.decisions))
+    if account.halted and not dry_run:
+        plan = replace(plan, decisions=tuple(_already_halted(d, account.halted_reason) for d in plan.decisions))
     writer = _Writer(session, account, run_id, now, dry_run)
-    rows = writer.carry_out(plan, lots)
+    rows = writer.carry_out(plan, current.lots)
     if plan.halt_reason and not dry_run and not account.halted:
         rows.append(writer.halt(plan.halt_reason))
     finding_ids = _record_findings(session, run_id, account_id, plan, now, dry_run)
@@ -77,18 +86,63 @@ def apply_run(
     run.finished_at = now
     run.matched = len(plan.matched)
     run.cash = cash_json(plan)
+    run.snapshot_as_of = snapshot_as_of
     return AppliedRun(plan=plan, status=run.status)
 
 
-def _recheck(decision: Decision, lots: ledger.OpenLots) -> Decision:
-    finding = decision.finding
-    if not isinstance(finding, PositionDiscrepancy) or not decision.effects:
+@dataclass(frozen=True)
+class _Current:
+    """The books a plan will change, as they are now, read under the account lock in a constant number of queries."""
+
+    lots: ledger.OpenLots
+    cash: Cash | None
+    order_statuses: dict[str, str]
+
+    @classmethod
+    def read(cls, session: Session, account_id: int, plan: Plan) -> _Current:
+        effects = [e for d in plan.decisions for e in d.effects]
+        keys = {e.fill.key for e in effects if isinstance(e, BookFill)}
+        names = {_order_name(e.order) for e in effects if isinstance(e, SetOrderStatus | AdoptOrder)}
+        row = (
+            session.get(tables.ExpectedCash, account_id)
+            if any(isinstance(e, SetExpectedCash) for e in effects)
+            else None
+        )
+        return cls(
+            lots=ledger.load_open_lots(session, account_id, keys=keys),
+            cash=Cash(row.currency, row.balance) if row else None,
+            order_statuses=ledger.order_statuses(session, account_id, names) if names else {},
+        )
+
+    def recheck(self, decision: Decision) -> Decision:
+        """``decision`` if the books it was planned on are unchanged, else the same decision deferred."""
+        if not decision.effects or self._unchanged(decision):
+            return decision
+        return replace(decision, outcome=Outcome.DEFERRED, action=MOVED, effects=())
+
+    def _unchanged(self, decision: Decision) -> bool:
+        finding = decision.finding
+        if isinstance(finding, PositionDiscrepancy):
+            return self.lots.position(finding.key).qty == finding.ledger_qty
+        if isinstance(finding, CashFinding):
+            return self.cash is not None and (self.cash.currency, self.cash.balance) == (
+                finding.currency,
+                finding.expected,
+            )
+        if isinstance(finding, OrderDiscrepancy):
+            status = self.order_statuses.get(_order_name(finding.order))
+            return status == (finding.ledger.status.value if finding.ledger else None)
+        return True
+
+
+def _order_name(order: Any) -> str:
+    return str(order.client_order_id or order.venue_order_id)
+
+
+def _already_halted(decision: Decision, reason: str | None) -> Decision:
+    if decision.outcome is not Outcome.HALTED:
         return decision
-    if not any(isinstance(e, BookFill) for e in decision.effects):
-        return decision
-    if lots.position(finding.key).qty == finding.ledger_qty:
-        return decision
-    return replace(decision, outcome=Outcome.DEFERRED, action=MOVED, effects=())
+    return replace(decision, action=f"account already halted ({reason})")
 
 
 def _position_json(position: Position) -> dict[str, Any]:

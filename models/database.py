@@ -111,7 +111,8 @@ def _translated_connect_errors(engine: Engine) -> Iterator[None]:
         yield
     except OperationalError as error:
         where = engine.url.render_as_string(hide_password=True)
-        raise RetryLater(f"database unavailable at {where}: {error.orig}") from error
+        reason = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else type(error.orig).__name__
+        raise RetryLater(f"database unavailable at {where}: {reason}") from error
 
 
 class Database:

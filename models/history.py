@@ -24,12 +24,18 @@ class RunStart:
 
 
 def begin_run(session: Session, account_id: int, reason: str, dry_run: bool, now: datetime) -> RunStart:
-    """Take the account for a new run (bump its epoch) and record the run as running. The caller commits."""
+    """Record a run as running; a real run also takes the account (bumps its epoch). The caller commits.
+
+    A dry run writes no books, so it leaves the epoch alone and never fences off a real run.
+    """
     if reason not in RUN_REASONS:
         raise FixConfiguration(f"unknown run reason {reason!r}: use one of {', '.join(RUN_REASONS)}")
-    epoch = session.execute(
-        update(Account).where(Account.id == account_id).values(epoch=Account.epoch + 1).returning(Account.epoch)
-    ).scalar_one()
+    if dry_run:
+        epoch = session.execute(select(Account.epoch).where(Account.id == account_id)).scalar_one()
+    else:
+        epoch = session.execute(
+            update(Account).where(Account.id == account_id).values(epoch=Account.epoch + 1).returning(Account.epoch)
+        ).scalar_one()
     run = Run(account_id=account_id, reason=reason, status="running", dry_run=dry_run, epoch=epoch, started_at=now)
     session.add(run)
     session.flush()

@@ -459,6 +459,23 @@ def record_order(session: Session, account_id: int, order: Order, now: datetime,
     return True
 
 
+def order_statuses(session: Session, account_id: int, names: Iterable[str]) -> dict[str, str]:
+    """Current status of the account's orders named by client order id or venue order id."""
+    wanted = sorted(set(names))
+    rows = session.execute(
+        select(
+            tables.PendingOrder.client_order_id, tables.PendingOrder.venue_order_id, tables.PendingOrder.status
+        ).where(
+            tables.PendingOrder.account_id == account_id,
+            or_(tables.PendingOrder.client_order_id.in_(wanted), tables.PendingOrder.venue_order_id.in_(wanted)),
+        )
+    )
+    statuses: dict[str, str] = {}
+    for client_id, venue_id, status in rows:
+        statuses.update({name: status for name in (client_id, venue_id) if name in wanted})
+    return statuses
+
+
 def set_order_status(session: Session, account_id: int, order: Order, status: OrderStatus, now: datetime) -> None:
     """Set the status of a pending order found by client order id, else by venue order id."""
     column = tables.PendingOrder.client_order_id if order.client_order_id else tables.PendingOrder.venue_order_id

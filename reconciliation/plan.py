@@ -216,6 +216,7 @@ class _Context:
         self.rules = rules
         self.cutoff = now - timedelta(seconds=rules.grace_seconds)
         self.venue_positions = snapshot.positions_by_key()
+        self.venue_marks = {p.key: p.mark_price for p in snapshot.positions if p.mark_price is not None}
 
     def in_flight(self, key: InstrumentKey | None) -> bool:
         """True when a fill on ``key`` (any instrument when None) is newer than the grace window."""
@@ -283,9 +284,9 @@ class _Context:
         return effects, "; ".join(notes)
 
     def _exit_price(self, found: PositionDiscrepancy) -> tuple[Decimal, str]:
-        venue = self.venue_positions.get(found.key)
-        if venue is not None and venue.mark_price is not None:
-            return venue.mark_price, "mark"
+        """The venue's mark (flat rows carry one too), else its last price, else the books' average entry."""
+        if found.key in self.venue_marks:
+            return self.venue_marks[found.key], "mark"
         if found.key in self.snapshot.marks:
             return self.snapshot.marks[found.key], "last price"
         position = position_of(found.key, self.books.lots.get(found.key, ()))

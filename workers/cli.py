@@ -175,21 +175,25 @@ def fleet(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Every bot and account: last run, its status, open breaks, halted or not."""
     options = _options(ctx)
     database = options.database()
-    if options.config is not None or Path("fleet.toml").exists() or Settings().fleet:
-        _register_fleet(database, options.fleet())
     with database.sessions() as session:
         accounts = history.fleet_status(session)
+    if options.config is not None or Path("fleet.toml").exists() or Settings().fleet:
+        accounts = _with_unrun_accounts(accounts, options.fleet())
     if as_json:
         report.print_json(console, report.fleet_json(accounts))
     else:
         console.print(report.fleet_view(accounts) if accounts else "no accounts yet")
 
 
-def _register_fleet(database: Database, fleet_config: Fleet) -> None:
-    """Make every account of the fleet file known to the database, so never-run accounts are listed."""
-    with database.sessions.begin() as session:
-        for config in fleet_config.accounts:
-            ledger.get_or_create_account(session, config.bot, config.account, utc_now(), config.venue)
+def _with_unrun_accounts(accounts: list[history.AccountStatus], fleet_config: Fleet) -> list[history.AccountStatus]:
+    """``accounts`` plus the fleet file's accounts the database has never seen, by bot and account."""
+    known = {(a.bot, a.account) for a in accounts}
+    unrun = [
+        history.AccountStatus(c.bot, c.account, c.venue, False, None, None, None, None, 0)
+        for c in fleet_config.accounts
+        if (c.bot, c.account) not in known
+    ]
+    return sorted(accounts + unrun, key=lambda a: (a.bot, a.account))
 
 
 @app.command()

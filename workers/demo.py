@@ -7,6 +7,7 @@ started, and a fresh SQLite database; ``cd`` into it and every ``recon`` command
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,8 @@ def _outcomes(accounts: tuple[AccountConfig, ...], first: list[RunResult], secon
 
 
 def _print_hints(console: Console, workspace: Path, db_url: str | None) -> None:
+    if db_url is None and os.environ.get("RECON_DATABASE_URL"):
+        db_url = "sqlite:///recon.db"  # the workspace's database, not the one the environment names
     db = f" --db {db_url}" if db_url else ""
     console.print(
         f"\nExplore the demo: [bold]cd {workspace}[/] and try\n"

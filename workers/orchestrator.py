@@ -65,7 +65,24 @@ def reconcile(
     context = {"bot": config.bot, "account": config.account, "run_id": start.run_id}
     log.info("run started", extra=context)
     try:
-        snapshot = venue.fetch_snapshot(started)
+        return _carry_out(database, config, venue, account_id, start, dry_run, clock, context)
+    except BaseException as error:
+        _fail_quietly(database, start.run_id, f"unexpected error: {type(error).__name__}: {error}", clock)
+        raise
+
+
+def _carry_out(
+    database: Database,
+    config: AccountConfig,
+    venue: Venue,
+    account_id: int,
+    start: history.RunStart,
+    dry_run: bool,
+    clock: Clock,
+    context: dict[str, object],
+) -> RunResult:
+    try:
+        snapshot = venue.fetch_snapshot(clock())
     except ReconError as error:
         return _fail(database, start.run_id, f"fetch failed: {error}", clock, context)
     with database.sessions() as session:
@@ -82,6 +99,7 @@ def reconcile(
                 plan=intended,
                 now=now,
                 dry_run=dry_run,
+                snapshot_as_of=snapshot.as_of,
             )
     except StaleRun as error:
         return _fail(database, start.run_id, str(error), clock, context)
@@ -94,3 +112,12 @@ def _fail(database: Database, run_id: int, message: str, clock: Clock, context: 
         history.fail_run(session, run_id, message, clock())
     log.warning("run failed: %s", message, extra=context)
     return RunResult(run_id, "failed", message)
+
+
+def _fail_quietly(database: Database, run_id: int, message: str, clock: Clock) -> None:
+    """Best effort: mark the run failed after an unexpected error, without hiding that error."""
+    try:
+        with database.sessions.begin() as session:
+            history.fail_run(session, run_id, message, clock())
+    except Exception:  # the database may be the thing that failed; the original error is re-raised
+        log.exception("could not record run %s as failed", run_id)

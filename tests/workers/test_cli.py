@@ -294,3 +294,20 @@ def test_the_installed_command_runs_the_demo_in_a_fresh_directory(tmp_path: Path
         ("shortseller", "live"): "halted",
         ("shortseller", "paper"): "in_sync",
     }
+
+
+def test_fleet_lists_accounts_that_never_ran_without_writing_to_the_database(
+    capsys: pytest.CaptureFixture[str], example_fleet: Path, sqlite_url: str
+) -> None:
+    recon = Recon(capsys, example_fleet, sqlite_url)
+
+    listed = recon.json("fleet", expect=0)
+
+    assert [(a["bot"], a["account"], a["last_status"]) for a in listed][:2] == [
+        ("lxalgo", "live", None),
+        ("lxalgo", "paper", None),
+    ]
+    assert len(listed) == 6
+    assert recon.json("runs", expect=0) == []
+    code, _, err = recon("ledger", "show", "lxalgo", "paper")
+    assert code == 2 and "no books for lxalgo/paper" in err

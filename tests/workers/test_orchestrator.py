@@ -335,3 +335,90 @@ def test_halt_and_alert_halts_the_account_once_and_raises_one_alert(
     assert books.is_halted("lxalgo", "paper")
     assert positions(books) == {"BTCUSDT": Decimal(10)}
     assert count(database, Alert) == 1
+
+
+def test_a_dry_run_started_during_a_real_run_does_not_fence_it_off(
+    database: Database, venue: Venue, books: BooksClient, clock: Clock
+) -> None:
+    buy(books, "b1", "BTCUSDT", "10")
+    venue.set([long("BTCUSDT", "4")])
+
+    class DryRunMeanwhile:
+        name = "sim"
+
+        def fetch_snapshot(self, now: Any) -> Snapshot:
+            assert reconcile(database, account(venue), clock=clock, dry_run=True).status == "resolved"
+            return SimVenue(venue.path).fetch_snapshot(now)
+
+    clock.advance(60)
+    real = reconcile(database, account(venue), clock=clock, venue=DryRunMeanwhile())
+
+    assert real.status == "resolved"
+    assert positions(books) == {"BTCUSDT": Decimal(4)}
+
+
+def test_an_unexpected_error_marks_the_run_failed_and_is_raised(
+    database: Database, venue: Venue, books: BooksClient, clock: Clock
+) -> None:
+    class Broken:
+        name = "sim"
+
+        def fetch_snapshot(self, now: Any) -> Snapshot:
+            raise RuntimeError("socket exploded")
+
+    with pytest.raises(RuntimeError, match="socket exploded"):
+        reconcile(database, account(venue), clock=clock, venue=Broken())
+
+    with database.sessions() as session:
+        [line] = history.list_runs(session)
+        stored = session.get_one(Run, line.run_id)
+    assert (stored.status, stored.error) == ("failed", "unexpected error: RuntimeError: socket exploded")
+
+
+def test_cash_and_orders_the_bot_changed_during_the_run_are_left_for_the_next_run(
+    database: Database, venue: Venue, books: BooksClient, clock: Clock
+) -> None:
+    books.set_expected_cash("lxalgo", "paper", "1000")
+    books.record_order("lxalgo", "paper", client_order_id="c1", symbol="BTCUSDT", side="buy", qty="1")
+    venue.set([], cash={"currency": "USD", "balance": "500"})
+    snapshot = SimVenue(venue.path).fetch_snapshot(clock.now)
+    with database.sessions.begin() as session:
+        account_id = ledger.find_account(session, "lxalgo", "paper").id
+        start = history.begin_run(session, account_id, "manual", False, clock.now)
+    with database.sessions() as session:
+        loaded, _ = ledger.load_books(session, account_id)
+    intended = plan(loaded, snapshot, Rules(policy=SYNC), clock.advance(60))
+
+    books.set_expected_cash("lxalgo", "paper", "500")
+    books.record_order("lxalgo", "paper", client_order_id="c1", symbol="BTCUSDT", side="buy", qty="1", status="filled")
+    with database.sessions.begin() as session:
+        applied = apply_run(session, account_id=account_id, run_id=start.run_id, epoch=start.epoch, plan=intended,
+                            now=clock.now, dry_run=False)  # fmt: skip
+
+    assert [d.outcome for d in applied.plan.decisions] == [Outcome.DEFERRED, Outcome.DEFERRED]
+    with database.sessions() as session:
+        now_books, _ = ledger.load_books(session, account_id)
+    assert now_books.expected_cash is not None and now_books.expected_cash.balance == Decimal(500)
+    assert ledger.order_statuses(database.sessions(), account_id, ["c1"]) == {"c1": "filled"}
+
+
+def test_a_run_on_an_already_halted_account_says_so_instead_of_halting_again(
+    database: Database, venue: Venue, books: BooksClient, clock: Clock
+) -> None:
+    buy(books, "b1", "BTCUSDT", "10")
+    venue.set([long("BTCUSDT", "5")])
+    run(database, venue, clock, HALT)
+
+    again = run(database, venue, clock, HALT)
+
+    with database.sessions() as session:
+        record = history.run_record(session, again.run_id)
+    assert [f.action for f in record.findings] == ["account already halted (quantity_mismatch default:BTCUSDT:0)"]
+    assert record.actions == []
+
+
+def test_a_run_records_when_the_venue_reported_its_snapshot(database: Database, venue: Venue, clock: Clock) -> None:
+    result = run(database, venue, clock)
+
+    with database.sessions() as session:
+        assert session.get_one(Run, result.run_id).snapshot_as_of == clock.now
