@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from models import Action, Alert, Break, Fill, Lot, Run, Trade, history, ledger
-from models.apply import apply_run
+from models.apply import AppliedRun, apply_run
 from models.database import Database
-from reconciliation.plan import Outcome, plan
+from reconciliation.plan import Outcome, Plan, plan
 from reconciliation.policy import Policy, Rules, Strategy
 from reconciliation.values import Snapshot
 from tests.conftest import Clock
@@ -75,6 +75,24 @@ def long(symbol: str, qty: str, avg: str = "100", mark: str | None = None) -> di
 def buy(books: BooksClient, fill_id: str, symbol: str, qty: str, price: str = "100", **extra: Any) -> None:
     books.record_fill("lxalgo", "paper", symbol=symbol, side="buy", qty=qty, price=price, fill_id=fill_id,
                       time="2026-11-01T00:00:00Z", **extra)  # fmt: skip
+
+
+def plan_now(database: Database, venue: Venue, clock: Clock, rules: Rules) -> tuple[int, Plan]:
+    """Plan a run against the books and the venue as they are now, without applying it."""
+    snapshot = SimVenue(venue.path).fetch_snapshot(clock.now)
+    with database.sessions() as session:
+        account_id = ledger.find_account(session, "lxalgo", "paper").id
+        loaded, _ = ledger.load_books(session, account_id)
+    return account_id, plan(loaded, snapshot, rules, clock.advance(60))
+
+
+def apply_now(database: Database, account_id: int, intended: Plan, clock: Clock) -> AppliedRun:
+    """Begin a real run and apply a plan made earlier, as a run that planned before the books changed would."""
+    with database.sessions.begin() as session:
+        start = history.begin_run(session, account_id, "manual", False, clock.now)
+    with database.sessions.begin() as session:
+        return apply_run(session, account_id=account_id, run_id=start.run_id, epoch=start.epoch, plan=intended,
+                         now=clock.now, dry_run=False)  # fmt: skip
 
 
 def test_a_failed_fetch_records_a_failed_run_and_changes_nothing(
@@ -206,18 +224,10 @@ def test_the_same_synthetic_correction_written_twice_is_one_fill(
     """Two runs that planned against the same books (a duplicated task) write one correction between them."""
     buy(books, "b1", "BTCUSDT", "10")
     venue.set([long("BTCUSDT", "4", mark="90")])
-    snapshot = SimVenue(venue.path).fetch_snapshot(clock.now)
-    with database.sessions() as session:
-        account_id = ledger.find_account(session, "lxalgo", "paper").id
-        loaded, _ = ledger.load_books(session, account_id)
-    intended = plan(loaded, snapshot, Rules(policy=SYNC), clock.advance(60))
+    account_id, intended = plan_now(database, venue, clock, Rules(policy=SYNC))
 
     for _ in range(2):
-        with database.sessions.begin() as session:
-            start = history.begin_run(session, account_id, "manual", False, clock.now)
-        with database.sessions.begin() as session:
-            apply_run(session, account_id=account_id, run_id=start.run_id, epoch=start.epoch, plan=intended,
-                      now=clock.now, dry_run=False)  # fmt: skip
+        apply_now(database, account_id, intended, clock)
 
     assert positions(books) == {"BTCUSDT": Decimal(4)}
     assert count(database, Fill) == 2
@@ -270,18 +280,10 @@ def test_a_fill_the_bot_records_after_the_books_were_loaded_defers_the_correctio
 ) -> None:
     buy(books, "b1", "BTCUSDT", "10")
     venue.set([long("BTCUSDT", "15")])
-    snapshot = SimVenue(venue.path).fetch_snapshot(clock.now)
-    with database.sessions.begin() as session:
-        account_id = ledger.find_account(session, "lxalgo", "paper").id
-        start = history.begin_run(session, account_id, "manual", False, clock.now)
-    with database.sessions() as session:
-        loaded, _ = ledger.load_books(session, account_id)
-    intended = plan(loaded, snapshot, Rules(policy=SYNC, grace_seconds=0), clock.advance(60))
+    account_id, intended = plan_now(database, venue, clock, Rules(policy=SYNC, grace_seconds=0))
 
     buy(books, "b2", "BTCUSDT", "5")  # the bot records the fill that explains the difference, mid-run
-    with database.sessions.begin() as session:
-        applied = apply_run(session, account_id=account_id, run_id=start.run_id, epoch=start.epoch, plan=intended,
-                            now=clock.now, dry_run=False)  # fmt: skip
+    applied = apply_now(database, account_id, intended, clock)
 
     assert positions(books) == {"BTCUSDT": Decimal(15)}
     assert [d.outcome for d in applied.plan.decisions] == [Outcome.DEFERRED]
@@ -381,19 +383,11 @@ def test_cash_and_orders_the_bot_changed_during_the_run_are_left_for_the_next_ru
     books.set_expected_cash("lxalgo", "paper", "1000")
     books.record_order("lxalgo", "paper", client_order_id="c1", symbol="BTCUSDT", side="buy", qty="1")
     venue.set([], cash={"currency": "USD", "balance": "500"})
-    snapshot = SimVenue(venue.path).fetch_snapshot(clock.now)
-    with database.sessions.begin() as session:
-        account_id = ledger.find_account(session, "lxalgo", "paper").id
-        start = history.begin_run(session, account_id, "manual", False, clock.now)
-    with database.sessions() as session:
-        loaded, _ = ledger.load_books(session, account_id)
-    intended = plan(loaded, snapshot, Rules(policy=SYNC), clock.advance(60))
+    account_id, intended = plan_now(database, venue, clock, Rules(policy=SYNC))
 
     books.set_expected_cash("lxalgo", "paper", "500")
     books.record_order("lxalgo", "paper", client_order_id="c1", symbol="BTCUSDT", side="buy", qty="1", status="filled")
-    with database.sessions.begin() as session:
-        applied = apply_run(session, account_id=account_id, run_id=start.run_id, epoch=start.epoch, plan=intended,
-                            now=clock.now, dry_run=False)  # fmt: skip
+    applied = apply_now(database, account_id, intended, clock)
 
     assert [d.outcome for d in applied.plan.decisions] == [Outcome.DEFERRED, Outcome.DEFERRED]
     with database.sessions() as session:
