@@ -427,8 +427,11 @@ def _record_findings(
             row["break_id"] = break_ids[row["subject"]]
     ids: dict[int | None, int | None] = {None: None}
     if rows:
-        inserted = session.scalars(FINDINGS.insert().returning(FINDINGS.c.id, sort_by_parameter_order=True), rows).all()
-        ids.update(enumerate(inserted))
+        # One finding per subject per run, so ids are matched by subject: asking for RETURNING in parameter
+        # order would make SQLite insert row by row.
+        inserted = session.execute(FINDINGS.insert().returning(FINDINGS.c.subject, FINDINGS.c.id), rows)
+        by_subject = {subject: finding_id for subject, finding_id in inserted}
+        ids.update((index, by_subject[d.finding.subject]) for index, d in enumerate(plan.decisions))
     return ids
 
 

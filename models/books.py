@@ -92,6 +92,7 @@ class Lot(Base):
     __table_args__ = (
         UniqueConstraint("account_id", "entry_fill_id"),
         Index("ix_lots_account_status", "account_id", "status"),
+        Index("ix_lots_account_instrument", "account_id", "category", "symbol", "leg"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Insert, Table, and_, bindparam, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Insert, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -44,6 +44,7 @@ OPEN = PositionStatus.OPEN.value
 LOTS = cast(Table, tables.Lot.__table__)
 TRADES = cast(Table, tables.Trade.__table__)
 GROUPS = cast(Table, tables.PositionGroup.__table__)
+FILLS = cast(Table, tables.Fill.__table__)
 
 
 def insert_ignoring_duplicates(session: Session, table: Any) -> Insert:
@@ -124,38 +125,43 @@ def load_open_lots(
 ) -> OpenLots:
     """Open lots of the account, oldest first: all of them, or those on ``keys`` and in ``groups``."""
     group_ids = _group_ids(session, account_id)
-    condition: ColumnElement[bool] = and_(tables.Lot.account_id == account_id, tables.Lot.status == OPEN)
+    condition: ColumnElement[bool] = and_(LOTS.c.account_id == account_id, LOTS.c.status == OPEN)
+    wanted_keys: set[InstrumentKey] | None = None
+    wanted_groups: set[int] = set()
     if keys is not None:
-        wanted = [(k.category, k.symbol, k.leg) for k in keys]
-        in_groups = [group_ids[g] for g in groups if g in group_ids]
-        clauses: list[ColumnElement[bool]] = []
-        if wanted:
-            clauses.append(tuple_(tables.Lot.category, tables.Lot.symbol, tables.Lot.leg).in_(wanted))
-        if in_groups:
-            clauses.append(tables.Lot.group_id.in_(in_groups))
-        if not clauses:
+        wanted_keys = set(keys)
+        wanted_groups = {group_ids[g] for g in groups if g in group_ids}
+        if not wanted_keys and not wanted_groups:
             return OpenLots({}, {}, group_ids)
-        condition = and_(condition, or_(*clauses))
+        # symbol IN (...) is hashed by Postgres; a (category, symbol, leg) IN list is not. Exact keys below.
+        condition = and_(
+            condition,
+            or_(LOTS.c.symbol.in_(sorted({k.symbol for k in wanted_keys})), LOTS.c.group_id.in_(sorted(wanted_groups))),
+        )
     names = {gid: name for name, gid in group_ids.items()}
+    interned: dict[tuple[str, str, int], InstrumentKey] = {}
     by_key: dict[InstrumentKey, list[Lot]] = defaultdict(list)
     ids: dict[str, int] = {}
-    rows = session.execute(select(tables.Lot.__table__).where(condition).order_by(tables.Lot.entry_time, tables.Lot.id))
-    for row in rows:
-        lot = Lot(
-            entry_fill_id=row.entry_fill_id,
-            key=key_of(row),
-            side=LotSide(row.side),
-            quantity=row.quantity,
-            remaining=row.remaining,
-            entry_price=row.entry_price,
-            entry_time=row.entry_time,
-            commission=row.commission,
-            source=Source(row.source),
-            group=names.get(row.group_id) if row.group_id is not None else None,
+    columns = (LOTS.c.id, *(LOTS.c[name] for name in _LOT_COLUMNS))
+    for row in session.execute(select(*columns).where(condition).order_by(LOTS.c.entry_time, LOTS.c.id)):
+        lot_id, category, symbol, leg, side, quantity, remaining, price, time, fill_id, fee, source, group_id = row
+        key = interned.setdefault((category, symbol, leg), InstrumentKey(category, symbol, leg))
+        if wanted_keys is not None and key not in wanted_keys and group_id not in wanted_groups:
+            continue
+        group = names[group_id] if group_id is not None else None
+        by_key[key].append(
+            Lot(fill_id, key, _LOT_SIDES[side], quantity, remaining, price, time, fee, _SOURCES[source], group)
         )
-        by_key[lot.key].append(lot)
-        ids[lot.entry_fill_id] = row.id
+        ids[fill_id] = lot_id
     return OpenLots({k: tuple(v) for k, v in by_key.items()}, ids, group_ids)
+
+
+_LOT_COLUMNS = (
+    "category", "symbol", "leg", "side", "quantity", "remaining", "entry_price", "entry_time", "entry_fill_id",
+    "commission", "source", "group_id",
+)  # fmt: skip
+_LOT_SIDES = {side.value: side for side in LotSide}
+_SOURCES = {source.value: source for source in Source}
 
 
 def _group_ids(session: Session, account_id: int) -> dict[str, int]:
@@ -249,8 +255,9 @@ def _insert_fills(
         }
         for f, source in fills
     ]
-    statement = insert_ignoring_duplicates(session, tables.Fill).returning(tables.Fill.fill_id)
-    return set(session.scalars(statement, rows))
+    # Core, not the ORM class: ORM bulk inserts start a new statement whenever the set of NULL columns changes.
+    statement = insert_ignoring_duplicates(session, FILLS).returning(FILLS.c.fill_id)
+    return set(session.execute(statement, rows).scalars())
 
 
 def _ensure_groups(session: Session, account_id: int, names: set[Any], lots: OpenLots, now: datetime) -> None:
@@ -258,7 +265,7 @@ def _ensure_groups(session: Session, account_id: int, names: set[Any], lots: Ope
     if not missing:
         return
     session.execute(
-        insert_ignoring_duplicates(session, tables.PositionGroup),
+        insert_ignoring_duplicates(session, GROUPS),
         [
             {"account_id": account_id, "name": n, "status": OPEN, "net_entry_credit": ZERO, "opened_at": now}
             for n in missing

@@ -216,6 +216,9 @@ class _Context:
         self.rules = rules
         self.cutoff = now - timedelta(seconds=rules.grace_seconds)
         self.venue_positions = snapshot.positions_by_key()
+        self.venue_fills: dict[InstrumentKey, list[Fill]] = {}
+        for fill in snapshot.fills:
+            self.venue_fills.setdefault(fill.key, []).append(fill)
         self.venue_marks = {p.key: p.mark_price for p in snapshot.positions if p.mark_price is not None}
 
     def in_flight(self, key: InstrumentKey | None) -> bool:
@@ -225,7 +228,7 @@ class _Context:
         else:
             last = self.books.last_fills.get(key)
             book_times = [last[1]] if last else []
-        venue_times = [f.time for f in self.snapshot.fills if key is None or f.key == key]
+        venue_times = [f.time for f in (self.snapshot.fills if key is None else self.venue_fills.get(key, ()))]
         return any(t > self.cutoff for t in (*book_times, *venue_times))
 
     def decide_position(self, found: PositionDiscrepancy) -> Decision:
@@ -253,7 +256,7 @@ class _Context:
     def _explaining_venue_fills(self, key: InstrumentKey, delta: Decimal) -> tuple[Fill, ...]:
         """The newest venue fills the books do not know whose signed quantities add up to exactly ``delta``."""
         unknown = sorted(
-            (f for f in self.snapshot.fills if f.key == key and f.fill_id not in self.books.known_fill_ids),
+            (f for f in self.venue_fills.get(key, ()) if f.fill_id not in self.books.known_fill_ids),
             key=lambda f: (f.time, f.fill_id),
         )
         total = ZERO

@@ -220,6 +220,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("account_id", "entry_fill_id", name=op.f("uq_lots_account_id_entry_fill_id")),
     )
     with op.batch_alter_table("lots", schema=None) as batch_op:
+        batch_op.create_index("ix_lots_account_instrument", ["account_id", "category", "symbol", "leg"], unique=False)
         batch_op.create_index("ix_lots_account_status", ["account_id", "status"], unique=False)
 
     op.create_table(
@@ -282,6 +283,7 @@ def downgrade() -> None:
     op.drop_table("actions")
     with op.batch_alter_table("lots", schema=None) as batch_op:
         batch_op.drop_index("ix_lots_account_status")
+        batch_op.drop_index("ix_lots_account_instrument")
 
     op.drop_table("lots")
     with op.batch_alter_table("findings", schema=None) as batch_op:

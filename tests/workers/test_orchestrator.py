@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
-from models import Action, Alert, Break, Fill, Lot, Run, Trade, history, ledger
+from models import Action, Alert, Base, Break, Fill, Lot, Run, Trade, history, ledger
 from models.apply import AppliedRun, apply_run
 from models.database import Database
 from reconciliation.plan import Outcome, Plan, plan
@@ -416,3 +416,56 @@ def test_a_run_records_when_the_venue_reported_its_snapshot(database: Database, 
 
     with database.sessions() as session:
         assert session.get_one(Run, result.run_id).snapshot_as_of == clock.now
+
+
+def statements_of_one_run(database: Database, venue: Venue, clock: Clock, books: BooksClient, size: int) -> int:
+    """SQL statements of one sync run over ``size`` positions of which every fifth one drifts, five ways."""
+    fills = [
+        {
+            "fill_id": f"b{i}",
+            "symbol": f"S{i}",
+            "side": "buy",
+            "qty": "10",
+            "price": "100",
+            "time": "2026-11-01T00:00:00Z",
+        }
+        for i in range(size)
+    ]
+    for fill in fills:
+        books.record_fill("lxalgo", "paper", **fill)
+    held = {0: None, 1: "4", 2: "15", 3: "-3"}  # vanished, less, more, flipped; the rest agree
+    positions = [
+        {**long(f"S{i}", held.get(i % 5, "10") or "10", mark="101"), "side": "short" if i % 5 == 3 else "long"}
+        | ({"qty": "3"} if i % 5 == 3 else {})
+        for i in range(size)
+        if i % 5 != 0
+    ]
+    venue.set(positions + [long(f"NEW{i}", "1") for i in range(size // 5)])
+    count_statements = 0
+
+    def count(*_: object) -> None:
+        nonlocal count_statements
+        count_statements += 1
+
+    event.listen(database.engine, "before_cursor_execute", count)
+    try:
+        assert run(database, venue, clock).status == "resolved"
+    finally:
+        event.remove(database.engine, "before_cursor_execute", count)
+    return count_statements
+
+
+def test_the_statements_of_a_run_do_not_grow_with_the_number_of_positions(
+    database_url: str, tmp_path: Path, clock: Clock
+) -> None:
+    counts = []
+    for size in (10, 100):
+        database = Database(database_url)
+        with database.sessions.begin() as session:
+            for table in reversed(Base.metadata.sorted_tables):
+                session.execute(table.delete())
+        venue = Venue(tmp_path / f"venue-{size}.json")
+        counts.append(statements_of_one_run(database, venue, clock, BooksClient(database, clock), size))
+        database.dispose()
+
+    assert counts[0] == counts[1]
