@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -104,14 +105,23 @@ def _outcomes(accounts: tuple[AccountConfig, ...], first: list[RunResult], secon
 def _print_hints(console: Console, workspace: Path, db_url: str | None) -> None:
     if db_url is None and os.environ.get("RECON_DATABASE_URL"):
         db_url = "sqlite:///recon.db"  # the workspace's database, not the one the environment names
-    db = f" --db {db_url}" if db_url else ""
+    recon = _command_from(workspace) + (f" --db {db_url}" if db_url else "")
     console.print(
         f"\nExplore the demo: [bold]cd {workspace}[/] and try\n"
-        f"  recon{db} fleet\n  recon{db} runs\n  recon{db} report 1 --json\n"
-        f"  recon{db} ledger show lxalgo paper      (FIFO lots and P&L: 340,000 on the scale-in)\n"
-        f"  recon{db} resume shortseller live\n"
-        f"  edit venues/*.json, then: recon{db} reconcile momentum live --dry-run"
+        f"  {recon} fleet\n  {recon} runs\n  {recon} report 1 --json\n"
+        f"  {recon} ledger show lxalgo paper      (FIFO lots and P&L: 340,000 on the scale-in)\n"
+        f"  {recon} resume shortseller live\n"
+        f"  edit venues/*.json, then: {recon} reconcile momentum live --dry-run",
+        soft_wrap=True,
     )
+
+
+def _command_from(workspace: Path) -> str:
+    """How to call ``recon`` from inside the workspace: by name when it is on PATH, else by its path."""
+    if shutil.which("recon"):
+        return "recon"
+    installed = Path(sys.executable).parent / "recon"
+    return os.path.relpath(installed, workspace.resolve()) if installed.exists() else "recon"
 
 
 __all__ = ["prepare_workspace", "run_demo", "seed_books"]
