@@ -1,9 +1,10 @@
 """Writing one run's plan: books, findings, breaks, actions and the run's outcome, in ONE transaction.
 
 The transaction first locks the account and checks the run still owns it (fencing epoch): a run that lost
-the account writes nothing. It then re-reads the open lots it will touch; a decision whose instrument moved
-since the books were loaded (a bot recorded a fill meanwhile) is deferred rather than applied to books it
-did not see. A dry run computes the same actions against the same lots and writes only the run record.
+the account writes nothing. It then re-reads what it will change (lots, expected cash, order statuses); a
+decision planned on books that changed since (a bot recorded a fill meanwhile) is deferred rather than
+applied to books it did not see. A dry run computes the same actions against the same lots and writes only
+the run, its findings and its (unapplied) actions.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from reconciliation.plan import (
     SetExpectedCash,
     SetOrderStatus,
 )
-from reconciliation.values import Cash, Position, PositionStatus, Source, plain
+from reconciliation.values import ZERO, Cash, Position, PositionStatus, Source, plain
 
 ACTIONS = cast(Table, Action.__table__)
 BREAKS = cast(Table, Break.__table__)
@@ -125,10 +126,7 @@ class _Current:
         if isinstance(finding, PositionDiscrepancy):
             return self.lots.position(finding.key).qty == finding.ledger_qty
         if isinstance(finding, CashFinding):
-            return self.cash is not None and (self.cash.currency, self.cash.balance) == (
-                finding.currency,
-                finding.expected,
-            )
+            return self.cash == Cash(finding.expected_currency or "", finding.expected or ZERO)
         if isinstance(finding, OrderDiscrepancy):
             status = self.order_statuses.get(_order_name(finding.order))
             return status == (finding.ledger.status.value if finding.ledger else None)
@@ -366,6 +364,7 @@ def cash_json(plan: Plan) -> dict[str, Any] | None:
     decision = next((d for d in plan.decisions if isinstance(d.finding, CashFinding)), None)
     return {
         "currency": cash.currency,
+        "expected_currency": cash.expected_currency,
         "expected": plain(cash.expected) if cash.expected is not None else None,
         "venue": plain(cash.venue),
         "diff_pct": plain(cash.diff_pct) if cash.diff_pct is not None else None,

@@ -142,6 +142,7 @@ class CashFinding:
     diff_pct: Decimal | None
     tolerance_pct: Decimal
     severity: Severity | None
+    expected_currency: str | None = None
 
     kind = Kind.CASH_MISMATCH
     subject = "cash"
@@ -166,10 +167,12 @@ def compare_cash(
     if expected is None:
         return CashFinding(venue.currency, None, venue.balance, None, tolerance_pct, None)
     if expected.currency != venue.currency:
-        return CashFinding(venue.currency, expected.balance, venue.balance, None, tolerance_pct, Severity.CRITICAL)
+        return CashFinding(
+            venue.currency, expected.balance, venue.balance, None, tolerance_pct, Severity.CRITICAL, expected.currency
+        )
     pct = diff_pct(expected.balance, venue.balance)
     severity = None if pct <= tolerance_pct else thresholds.classify(pct)
-    return CashFinding(venue.currency, expected.balance, venue.balance, pct, tolerance_pct, severity)
+    return CashFinding(venue.currency, expected.balance, venue.balance, pct, tolerance_pct, severity, expected.currency)
 
 
 @dataclass(frozen=True)

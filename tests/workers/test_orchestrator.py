@@ -469,3 +469,23 @@ def test_the_statements_of_a_run_do_not_grow_with_the_number_of_positions(
         database.dispose()
 
     assert counts[0] == counts[1]
+
+
+def test_a_currency_mismatch_synced_to_the_venue_is_resolved_not_deferred_forever(
+    database: Database, venue: Venue, books: BooksClient, clock: Clock
+) -> None:
+    books.set_expected_cash("lxalgo", "paper", "1000", "USD")
+    venue.set([], cash={"currency": "USDT", "balance": "990"})
+
+    first = run(database, venue, clock)
+    second = run(database, venue, clock)
+
+    assert (first.status, second.status) == ("resolved", "in_sync")
+    with database.sessions() as session:
+        report_cash = session.get_one(Run, first.run_id).cash
+    assert report_cash is not None
+    assert (report_cash["expected_currency"], report_cash["currency"], report_cash["severity"]) == (
+        "USD",
+        "USDT",
+        "critical",
+    )
