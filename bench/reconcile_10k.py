@@ -32,6 +32,7 @@ Exit status: 0 when every check passed, 1 when one failed (with ``--strict``, al
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import gc
 import io
@@ -850,13 +851,11 @@ POSITIONS = {"missing_at_venue", "missing_in_ledger", "quantity_mismatch", "side
 
 def machine(schemas: Schemas) -> list[str]:
     model = ""
-    try:
+    with contextlib.suppress(OSError):  # not every system has /proc/cpuinfo
         for row in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
             if row.startswith("model name"):
                 model = row.split(":", 1)[1].strip()
                 break
-    except OSError:
-        pass
     cpu = platform.processor() or platform.machine()
     return [
         f"platform   : {platform.platform()}",

@@ -77,7 +77,7 @@ class SimVenue:
 
 
 class _Malformed(Exception):
-    pass
+    """A problem in the state file, its message starting with the JSON path of the field."""
 
 
 def parse_state(document: Any, now: datetime) -> Snapshot:

@@ -66,7 +66,7 @@ class _Tunables(_Strict):
 
 
 class DefaultsTable(_Tunables):
-    pass
+    """``[defaults]``: the tunables every account inherits unless its own table overrides them."""
 
 
 class SimAccountTable(_Tunables):
