@@ -517,7 +517,7 @@ def prepared(schemas: Schemas, case: Case) -> Iterator[tuple[Database, SqlCounte
     database = Database(schemas.url(schema))
     try:
         upgrade(database.engine)
-        if case.lots_index:  # what-if: the index the schema lacks (see README)
+        if case.lots_index:  # what-if: a partial index on open lots only (see README)
             with database.engine.begin() as connection:
                 connection.execute(text(LOTS_INDEX))
         account_id = seed(database, case.scenario())
@@ -940,7 +940,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="normal",
         help="garbage collector during measured runs: normal (default), freeze (gc.freeze() first), off",
     )
-    add("--lots-index", action="store_true", help="what-if: add an index on open lots by instrument to every schema")
+    add("--lots-index", action="store_true", help="what-if: add a partial index on open lots by instrument")
     add("--strict", action="store_true", help="exit 1 also when a target (constant statements, 1 s) is missed")
     add(
         "--db",
