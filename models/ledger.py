@@ -483,6 +483,19 @@ def order_statuses(session: Session, account_id: int, names: Iterable[str]) -> d
     return statuses
 
 
+def live_orders(session: Session, account_id: int) -> tuple[Order, ...]:
+    """The account's orders that can still fill, as the books know them."""
+    return tuple(
+        order_of(row)
+        for row in session.execute(
+            select(tables.PendingOrder.__table__).where(
+                tables.PendingOrder.account_id == account_id,
+                tables.PendingOrder.status.in_([s.value for s in OrderStatus if s.is_live]),
+            )
+        )
+    )
+
+
 def set_order_status(session: Session, account_id: int, order: Order, status: OrderStatus, now: datetime) -> None:
     """Set the status of a pending order found by client order id, else by venue order id."""
     column = tables.PendingOrder.client_order_id if order.client_order_id else tables.PendingOrder.venue_order_id
@@ -532,15 +545,7 @@ def load_books(session: Session, account_id: int, venue_fill_ids: Iterable[str] 
             )
         )
     }
-    pending = tuple(
-        order_of(row)
-        for row in session.execute(
-            select(tables.PendingOrder.__table__).where(
-                tables.PendingOrder.account_id == account_id,
-                tables.PendingOrder.status.in_([s.value for s in OrderStatus if s.is_live]),
-            )
-        )
-    )
+    pending = live_orders(session, account_id)
     cash_row = session.get(tables.ExpectedCash, account_id)
     wanted = sorted(set(venue_fill_ids))
     known = (

@@ -2,9 +2,11 @@
 
     ReconError                      base of every error this project raises on purpose
     ├── RetryLater                  transient: the same call may succeed later (venue down, lock held, DB busy)
+    │   ├── VenueUnavailable        the venue did not answer, timed out or failed (5xx)
     │   └── RateLimited             the venue asked us to wait; ``retry_after`` seconds when it said so
     ├── FixConfiguration            a person must change configuration or input before retrying
     │   └── AuthenticationFailed    credentials missing, wrong or revoked
+    ├── RequestRejected             the venue refused this request; sent again unchanged it fails again
     ├── InvalidResponse             the venue answered with something we cannot trust (names the field)
     └── Stop                        continuing would be unsafe: the account is halted or our run was fenced off
         └── StaleRun                another run took over the account (fencing epoch moved); nothing was written
@@ -23,6 +25,10 @@ class RetryLater(ReconError):
     """A transient failure: the same call may succeed later."""
 
 
+class VenueUnavailable(RetryLater):
+    """The venue did not answer in time, refused the connection or failed on its side."""
+
+
 class RateLimited(RetryLater):
     """The venue asked us to slow down."""
 
@@ -37,6 +43,10 @@ class FixConfiguration(ReconError):
 
 class AuthenticationFailed(FixConfiguration):
     """Credentials are missing, wrong or revoked."""
+
+
+class RequestRejected(ReconError):
+    """The venue refused the request itself (bad parameters, an order it will not take)."""
 
 
 class InvalidResponse(ReconError):

@@ -35,11 +35,13 @@ from reconciliation.values import (
     Fill,
     InstrumentKey,
     Order,
+    OrderLookup,
     OrderStatus,
     Side,
     Snapshot,
     Source,
     exact,
+    order_name,
     plain,
 )
 
@@ -366,6 +368,9 @@ class _Context:
         strategy = self.rules.policy.strategy_for(found.kind, found.severity)
         if self.in_flight(found.order.key):
             return Decision(found, strategy, Outcome.DEFERRED, "deferred: fills in flight within the grace window")
+        lookup = self.snapshot.order_lookups.get(order_name(found.order))
+        if found.kind is Kind.ORDER_MISSING_AT_VENUE and lookup is not None:
+            return self._settle_looked_up(found, strategy, lookup)
         if strategy is Strategy.SYNC_TO_BROKER:
             effect, action = self._sync_order_to_venue(found)
             return Decision(found, strategy, Outcome.RESOLVED, action, (effect,))
@@ -380,6 +385,26 @@ class _Context:
                 )
             return Decision(found, strategy, Outcome.WARNED, "warned: an order is not re-sent blindly")
         return _record_only(found, strategy)
+
+    def _settle_looked_up(self, found: OrderDiscrepancy, strategy: Strategy, lookup: OrderLookup) -> Decision:
+        """What the venue says of an order it no longer shows as open is a fact, whatever the policy.
+
+        A filled order's fills are recorded (a timed-out order that filled leaves no ghost); a cancelled,
+        rejected or expired one is marked so; one the venue does not know is reported and nothing changes.
+        """
+        if lookup.order is None:
+            if strategy is Strategy.HALT_AND_ALERT:
+                return Decision(found, strategy, Outcome.HALTED, "not found at the venue; halted the account")
+            return Decision(found, strategy, Outcome.WARNED, "not found at the venue: nothing changed")
+        status = lookup.order.status
+        if status.is_live and not lookup.fills:
+            return Decision(found, strategy, Outcome.DEFERRED, f"deferred: the venue still has it {status}")
+        fills: list[Effect] = [
+            BookFill(f, from_venue=True) for f in sorted(lookup.fills, key=lambda f: (f.time, f.fill_id))
+        ]
+        effects = (*fills, SetOrderStatus(found.order, status))
+        action = f"looked up: {status}" + (f", recorded {len(fills)} fill(s)" if fills else "")
+        return Decision(found, strategy, Outcome.RESOLVED, action, effects)
 
     def _sync_order_to_venue(self, found: OrderDiscrepancy) -> tuple[Effect, str]:
         if found.kind is Kind.ORDER_UNKNOWN_TO_LEDGER:

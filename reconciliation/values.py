@@ -272,11 +272,29 @@ class VenuePosition:
 
 
 @dataclass(frozen=True)
+class OrderLookup:
+    """What the venue says of one order the books hold as pending but the venue does not show as open.
+
+    ``order`` is None when the venue does not know the order; ``fills`` are its executions at the venue.
+    """
+
+    order: Order | None
+    fills: tuple[Fill, ...] = ()
+
+
+def order_name(order: Order) -> str:
+    """How an order is named across the books and the venue: its client order id, else its venue id."""
+    return str(order.client_order_id or order.venue_order_id)
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """What the venue reported in one complete fetch. There is no partial snapshot: a fetch succeeds or raises.
 
     ``marks`` holds last prices for instruments the account may no longer hold (an exit price estimate for a
-    position that vanished); ``fills`` is the venue's recent fill history, if the venue gives one.
+    position that vanished); ``fills`` is the venue's recent fill history, if the venue gives one;
+    ``order_lookups`` says, per order name, what became of orders the books hold as pending but the venue
+    no longer shows as open.
     """
 
     as_of: datetime
@@ -285,6 +303,7 @@ class Snapshot:
     open_orders: tuple[Order, ...] = ()
     fills: tuple[Fill, ...] = ()
     marks: dict[InstrumentKey, Decimal] = field(default_factory=dict)
+    order_lookups: dict[str, OrderLookup] = field(default_factory=dict)
 
     def positions_by_key(self) -> dict[InstrumentKey, VenuePosition]:
         """Non-flat positions keyed by instrument."""

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from reconciliation.errors import FixConfiguration, InvalidResponse
+from reconciliation.errors import FixConfiguration, InvalidResponse, RequestRejected
 from reconciliation.values import (
     DEFAULT_CATEGORY,
     ZERO,
@@ -31,6 +32,7 @@ from reconciliation.values import (
     InstrumentKey,
     LotSide,
     Order,
+    OrderLookup,
     OrderStatus,
     Side,
     Snapshot,
@@ -57,6 +59,28 @@ class SimVenue:
 
     def __init__(self, state_file: Path) -> None:
         self.state_file = state_file
+
+    def describe(self) -> str:
+        """The state file it reads."""
+        return f"sim venue reading {self.state_file}"
+
+    def lookup_order(self, order: Order) -> OrderLookup:
+        """A sim order that is not open is filled when the state file has fills of it, else unknown."""
+        snapshot = self.fetch_snapshot(datetime.now(UTC))
+        ids = {order.venue_order_id, order.client_order_id} - {None}
+        fills = tuple(f for f in snapshot.fills if f.order_id in ids)
+        if not fills:
+            return OrderLookup(None)
+        return OrderLookup(replace(order, status=OrderStatus.FILLED), fills)
+
+    def fills_between(self, start: datetime, end: datetime) -> tuple[Fill, ...]:
+        """The state file's fills from ``start`` to ``end``, oldest first."""
+        fills = self.fetch_snapshot(end).fills
+        return tuple(sorted((f for f in fills if start <= f.time <= end), key=lambda f: (f.time, f.fill_id)))
+
+    def place_order(self, key: InstrumentKey, side: Side, qty: Decimal, reduce_only: bool, client_order_id: str) -> str:
+        """The sim venue takes no orders: ``sync_to_local`` needs a real venue."""
+        raise RequestRejected("the sim venue takes no orders; sync_to_local needs bybit or alpaca")
 
     def fetch_snapshot(self, now: datetime) -> Snapshot:
         """Read the state file whole; a missing or malformed file raises and nothing is returned."""

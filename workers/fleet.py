@@ -69,12 +69,39 @@ class DefaultsTable(_Tunables):
     """``[defaults]``: the tunables every account inherits unless its own table overrides them."""
 
 
-class SimAccountTable(_Tunables):
+class _AccountTable(_Tunables):
+    allow_live_orders: bool = False
+    max_order_notional: Decimal | None = Field(default=None, gt=0)
+
+
+class SimAccountTable(_AccountTable):
     venue: Literal["sim"]
     state_file: str = Field(min_length=1)
 
 
-AccountTable = Annotated[SimAccountTable, Field(discriminator="venue")]
+class _RealVenueTable(_AccountTable):
+    base_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    api_key_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    api_secret_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    timeout_seconds: Decimal = Field(default=Decimal(10), gt=0, le=120)
+    fill_lookback_days: StrictInt = Field(default=7, ge=1, le=730)
+
+
+class BybitAccountTable(_RealVenueTable):
+    venue: Literal["bybit"]
+    environment: Literal["mainnet", "testnet", "demo"] = "mainnet"
+    categories: list[Literal["linear", "inverse", "option"]] = Field(default=["linear"], min_length=1)
+    settle_coins: list[str] = Field(default=["USDT", "USDC"], min_length=1)
+    cash_coin: str = "USDT"
+
+
+class AlpacaAccountTable(_RealVenueTable):
+    venue: Literal["alpaca"]
+    environment: Literal["paper", "live"] = "paper"
+
+
+VenueTable = SimAccountTable | BybitAccountTable | AlpacaAccountTable
+AccountTable = Annotated[VenueTable, Field(discriminator="venue")]
 
 
 class BotTable(_Strict):
@@ -86,7 +113,7 @@ class FleetDocument(_Strict):
     bots: dict[Name, BotTable] = Field(min_length=1)
 
 
-VENUES = frozenset({"sim"})
+VENUES = frozenset({"sim", "bybit", "alpaca"})
 
 
 @dataclass(frozen=True)
@@ -99,11 +126,20 @@ class AccountConfig:
     rules: Rules
     interval_seconds: int
     state_file: Path | None = None
+    venue_table: VenueTable | None = None
 
     @property
     def label(self) -> str:
         """``bot/account``."""
         return f"{self.bot}/{self.account}"
+
+    @property
+    def is_live(self) -> bool:
+        """True when orders would move real money: Bybit mainnet or Alpaca live."""
+        table = self.venue_table
+        if isinstance(table, BybitAccountTable):
+            return table.environment == "mainnet"
+        return isinstance(table, AlpacaAccountTable) and table.environment == "live"
 
 
 @dataclass(frozen=True)
@@ -151,7 +187,7 @@ def _describe(error: ValidationError) -> str:
     if problem["type"] == "union_tag_not_found":
         return f"table [{'.'.join(location)}]: missing key 'venue'"
     if problem["type"] == "union_tag_invalid":
-        return f"table [{'.'.join(location)}]: unknown venue {_given(problem)} (known: sim)"
+        return f"table [{'.'.join(location)}]: unknown venue {_given(problem)} (known: {', '.join(sorted(VENUES))})"
     if location[-1:] == ["[key]"]:
         table, name = ".".join(location[:-2]), location[-2]
         if location[-3:-2] == ["by_kind"]:
@@ -181,7 +217,7 @@ def _given(problem: Any) -> str:
     return repr(value)
 
 
-def _resolve(bot: str, name: str, table: SimAccountTable, defaults: DefaultsTable, path: Path) -> AccountConfig:
+def _resolve(bot: str, name: str, table: VenueTable, defaults: DefaultsTable, path: Path) -> AccountConfig:
     def pick(field: str, fallback: Any) -> Any:
         own, default = getattr(table, field), getattr(defaults, field)
         return own if own is not None else default if default is not None else fallback
@@ -217,7 +253,8 @@ def _resolve(bot: str, name: str, table: SimAccountTable, defaults: DefaultsTabl
         venue=table.venue,
         rules=rules,
         interval_seconds=pick("interval_seconds", 300),
-        state_file=(path.parent / table.state_file).resolve(),
+        state_file=(path.parent / table.state_file).resolve() if isinstance(table, SimAccountTable) else None,
+        venue_table=table,
     )
 
 

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from models import history, ledger
 from models.apply import apply_run
 from models.database import Database
-from reconciliation.errors import FixConfiguration, ReconError, StaleRun
+from reconciliation.errors import ReconError, StaleRun
 from reconciliation.plan import plan
-from venues.base import Venue
-from venues.sim import SimVenue
+from venues.base import Venue, resolve_missing_orders
+from workers.connect import open_venue
 from workers.fleet import AccountConfig
 
 log = logging.getLogger(__name__)
@@ -29,13 +29,6 @@ Clock = Callable[[], datetime]
 def utc_now() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
-
-
-def open_venue(config: AccountConfig) -> Venue:
-    """The venue an account lives at, as configured in the fleet file."""
-    if config.venue == "sim" and config.state_file is not None:
-        return SimVenue(config.state_file)
-    raise FixConfiguration(f"{config.label}: venue {config.venue!r} is not supported")
 
 
 @dataclass(frozen=True)
@@ -83,6 +76,9 @@ def _carry_out(
 ) -> RunResult:
     try:
         snapshot = venue.fetch_snapshot(clock())
+        with database.sessions() as session:
+            pending = ledger.live_orders(session, account_id)
+        snapshot = resolve_missing_orders(venue, snapshot, pending)
     except ReconError as error:
         return _fail(database, start.run_id, f"fetch failed: {error}", clock, context)
     with database.sessions() as session:

@@ -118,9 +118,12 @@ def test_partial_close_opened_by_hand_and_orphan_orders_on_a_cautious_account(re
     [aapl_close] = trades_of(recon, "momentum", "live")
     assert (aapl_close["quantity"], aapl_close["exit_price"], aapl_close["exit_estimated"]) == ("3", "192.5", True)
 
+    assert (orders["mom-live-0042"]["outcome"], orders["mom-live-0042"]["action"]) == (
+        "warned", "not found at the venue: nothing changed",
+    )  # fmt: skip
     again = recon.json("reconcile", "momentum", "live", expect=1)
     assert [d["symbol"] for d in again["discrepancies"]] == ["NVDA"]
-    assert again["orders"] == []
+    assert [o["client_order_id"] for o in again["orders"]] == ["mom-live-0042"]
 
 
 def test_side_flip_closes_the_short_and_adopts_the_long(recon: Recon) -> None:

@@ -1,0 +1,326 @@
+"""Alpaca (trading API v2) through alpaca-py's ``TradingClient``, read as raw JSON and parsed with Decimal.
+
+alpaca-py sends requests without a timeout and sleeps 3 s before retrying a 429; our client subclass puts a
+timeout on every request and turns internal retries off, so the worker owns the retry policy. Raw data
+(``raw_data=True``) avoids the SDK's strict models, where one unknown enum value fails a whole listing.
+Crypto positions say ``BTCUSD`` while orders say ``BTC/USD``: both become ``BTCUSD``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import requests
+from alpaca.common.exceptions import APIError
+from alpaca.trading.client import TradingClient
+
+from reconciliation.errors import (
+    AuthenticationFailed,
+    InvalidResponse,
+    RateLimited,
+    ReconError,
+    RequestRejected,
+    VenueUnavailable,
+)
+from reconciliation.values import (
+    ZERO,
+    Cash,
+    Fill,
+    InstrumentKey,
+    Order,
+    OrderLookup,
+    OrderStatus,
+    Side,
+    Snapshot,
+    VenuePosition,
+)
+from venues import parsing
+from venues.credentials import Credentials
+
+URLS = {"paper": "https://paper-api.alpaca.markets", "live": "https://api.alpaca.markets"}
+ORDER_PAGE, FILL_PAGE, MAX_PAGES = 500, 100, 10_000
+OCC_SYMBOL = re.compile(r"^[A-Z]{1,6}\d{6}[CP]\d{8}$")
+CRYPTO_QUOTES = ("USD", "USDT", "USDC", "BTC")
+STATUSES = {
+    "new": OrderStatus.OPEN,
+    "accepted": OrderStatus.OPEN,
+    "pending_new": OrderStatus.OPEN,
+    "accepted_for_bidding": OrderStatus.OPEN,
+    "held": OrderStatus.OPEN,
+    "pending_replace": OrderStatus.OPEN,
+    "pending_cancel": OrderStatus.OPEN,
+    "replaced": OrderStatus.CANCELLED,
+    "partially_filled": OrderStatus.PARTIALLY_FILLED,
+    "filled": OrderStatus.FILLED,
+    "done_for_day": OrderStatus.EXPIRED,
+    "canceled": OrderStatus.CANCELLED,
+    "expired": OrderStatus.EXPIRED,
+    "rejected": OrderStatus.REJECTED,
+    "suspended": OrderStatus.OPEN,
+    "stopped": OrderStatus.OPEN,
+    "calculated": OrderStatus.OPEN,
+}
+SIDES = {"buy": Side.BUY, "sell": Side.SELL, "sell_short": Side.SELL}
+
+
+@dataclass(frozen=True)
+class AlpacaSettings:
+    """Where and how to reach one Alpaca account."""
+
+    credentials: Credentials
+    environment: str = "paper"
+    base_url: str | None = None
+    timeout_seconds: float = 10.0
+    fill_lookback: timedelta = field(default=timedelta(days=7))
+
+    @property
+    def url(self) -> str:
+        """The base URL: ``base_url`` if set, else the environment's."""
+        return (self.base_url or URLS[self.environment]).rstrip("/")
+
+
+class _BoundedClient(TradingClient):
+    """``TradingClient`` with a timeout on every request and no retries of its own."""
+
+    def __init__(self, settings: AlpacaSettings) -> None:
+        super().__init__(
+            settings.credentials.key.reveal(),
+            settings.credentials.secret.reveal(),
+            paper=settings.environment != "live",
+            raw_data=True,
+            url_override=settings.url,
+        )
+        self._timeout = settings.timeout_seconds
+        self._retry = 0  # no internal retry loop: a 429 raises at once
+        self._session.trust_env = False
+
+    def _one_request(self, method: str, url: str, opts: dict[str, Any], retry: int) -> Any:
+        return super()._one_request(method, url, {**opts, "timeout": self._timeout}, 0)
+
+
+class AlpacaVenue:
+    """An Alpaca trading account."""
+
+    name = "alpaca"
+
+    def __init__(self, settings: AlpacaSettings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.client = _BoundedClient(settings)
+        self.asset_classes: dict[str, str] = {}  # fills do not say it: learnt from positions and orders
+
+    def describe(self) -> str:
+        """Environment and URL."""
+        return f"alpaca {self.settings.environment} at {self.settings.url}"
+
+    def fetch_snapshot(self, now: datetime) -> Snapshot:
+        """Every position, the account's cash, open orders and the fills of the lookback period."""
+        account = self._call(self.client.get_account)
+        cash = Cash(
+            parsing.text(account, "currency", "alpaca account"), parsing.decimal(account, "cash", "alpaca account")
+        )
+        rows = parsing.items(self._call(self.client.get_all_positions), "alpaca positions")
+        positions = tuple(_position(row, f"alpaca positions[{i}]") for i, row in enumerate(rows))
+        open_orders = self._open_orders()
+        self.asset_classes.update({p.key.symbol: p.key.category for p in positions})
+        self.asset_classes.update({o.key.symbol: o.key.category for o in open_orders})
+        return Snapshot(
+            as_of=now,
+            positions=tuple(p for p in positions if p.qty != ZERO),
+            cash=cash,
+            open_orders=open_orders,
+            fills=self.fills_between(now - self.settings.fill_lookback, now),
+        )
+
+    def _open_orders(self) -> tuple[Order, ...]:
+        orders: dict[str, Order] = {}
+        after: str | None = None
+        for _ in range(MAX_PAGES):
+            query = {"status": "open", "limit": ORDER_PAGE, "direction": "asc", "nested": "false"}
+            page = parsing.items(
+                self._get("/orders", {**query, **({"after": after} if after else {})}), "alpaca orders"
+            )
+            for index, row in enumerate(page):
+                order = _order(row, f"alpaca orders[{index}]")
+                orders[str(order.venue_order_id)] = order
+            if len(page) < ORDER_PAGE:
+                return tuple(orders.values())
+            after = parsing.text(page[-1], "submitted_at", f"alpaca orders[{len(page) - 1}]")
+        raise InvalidResponse(f"alpaca orders: more than {MAX_PAGES} pages")
+
+    def fills_between(self, start: datetime, end: datetime) -> tuple[Fill, ...]:
+        """FILL activities from ``start`` to ``end``, paged with ``page_token``, oldest first."""
+        fills: dict[str, Fill] = {}
+        token: str | None = None
+        for _ in range(MAX_PAGES):
+            query: dict[str, Any] = {
+                "page_size": FILL_PAGE,
+                "direction": "asc",
+                "after": start.isoformat(),
+                "until": end.isoformat(),
+            }
+            if token:
+                query["page_token"] = token
+            page = parsing.items(self._get("/account/activities/FILL", query), "alpaca fills")
+            for index, row in enumerate(page):
+                fill = _fill(row, f"alpaca fills[{index}]", self.asset_classes)
+                fills[fill.fill_id] = fill
+            if len(page) < FILL_PAGE:
+                return tuple(sorted(fills.values(), key=lambda f: (f.time, f.fill_id)))
+            token = parsing.text(page[-1], "id", f"alpaca fills[{len(page) - 1}]")
+        raise InvalidResponse(f"alpaca fills: more than {MAX_PAGES} pages")
+
+    def lookup_order(self, order: Order) -> OrderLookup:
+        """The order by client order id (else venue id) and its fills; None when Alpaca does not know it."""
+        try:
+            if order.client_order_id:
+                row = self._get("/orders:by_client_order_id", {"client_order_id": order.client_order_id})
+            else:
+                row = self._get(f"/orders/{order.venue_order_id}", None)
+        except RequestRejected as error:
+            if isinstance(error.__cause__, APIError) and error.__cause__.status_code == 404:
+                return OrderLookup(None)
+            raise
+        found = _order(row, "alpaca order")
+        if found.status not in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED, OrderStatus.CANCELLED):
+            return OrderLookup(found)
+        created = parsing.iso_time(row, "created_at", "alpaca order")
+        fills = self.fills_between(created - timedelta(minutes=1), datetime.now(created.tzinfo))
+        return OrderLookup(found, tuple(f for f in fills if f.order_id == found.venue_order_id))
+
+    def place_order(self, key: InstrumentKey, side: Side, qty: Decimal, reduce_only: bool, client_order_id: str) -> str:
+        """A market day order (reduce-only does not exist at Alpaca: the quantity is already bounded)."""
+        body = {
+            "symbol": key.symbol,
+            "qty": format(qty, "f"),
+            "side": side.value,
+            "type": "market",
+            "time_in_force": "gtc" if key.category == "crypto" else "day",
+            "client_order_id": client_order_id,
+        }
+        row = self._call(lambda: self.client.post("/orders", body))
+        return parsing.text(row, "id", "alpaca order")
+
+    # --- the SDK boundary -------------------------------------------------------------------------------------
+
+    def _get(self, path: str, query: dict[str, Any] | None) -> Any:
+        return self._call(lambda: self.client.get(path, query))
+
+    def _call(self, method: Callable[[], Any]) -> Any:
+        try:
+            return method()
+        except APIError as error:
+            raise self._from_api_error(error) from error
+        except requests.exceptions.Timeout as error:
+            raise VenueUnavailable(f"alpaca did not answer within {self.settings.timeout_seconds} s") from error
+        except requests.exceptions.JSONDecodeError as error:
+            raise InvalidResponse("alpaca answered with a body that is not JSON") from error
+        except requests.exceptions.RequestException as error:
+            raise VenueUnavailable(f"alpaca unreachable at {self.settings.url}: {type(error).__name__}") from error
+
+    def _from_api_error(self, error: APIError) -> ReconError:
+        status = error.status_code
+        message = f"alpaca HTTP {status}: {_message(error)}"
+        if status in (401, 403):
+            return AuthenticationFailed(message)
+        if status == 429:
+            return RateLimited(message, retry_after=_retry_after(error))
+        if status is None or status >= 500:
+            return VenueUnavailable(message)
+        return RequestRejected(message)
+
+
+def _message(error: APIError) -> str:
+    """The error's message from its JSON body; the SDK's own accessor raises on a body that is not JSON."""
+    body = str(error)
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return body[:200].strip() or "no message"
+    return str(document.get("message", body[:200])) if isinstance(document, dict) else body[:200]
+
+
+def _retry_after(error: APIError) -> float | None:
+    response = error.response
+    value = response.headers.get("Retry-After") if response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def category_of(symbol: str, asset_class: str | None = None) -> str:
+    """Alpaca's asset class for a symbol: given, else us_option for OCC symbols, crypto for pairs, else equity."""
+    if asset_class:
+        return asset_class
+    if OCC_SYMBOL.match(symbol):
+        return "us_option"
+    if "/" in symbol:
+        return "crypto"
+    return "us_equity"
+
+
+def normal_symbol(symbol: str) -> str:
+    """``BTC/USD`` -> ``BTCUSD``, so crypto positions and orders name the same instrument."""
+    return symbol.replace("/", "")
+
+
+def _key(row: Any, where: str) -> InstrumentKey:
+    symbol = parsing.text(row, "symbol", where)
+    asset_class = row.get("asset_class") if isinstance(row, dict) else None
+    return InstrumentKey(category_of(symbol, asset_class), normal_symbol(symbol), 0)
+
+
+def _position(row: Any, where: str) -> VenuePosition:
+    qty = parsing.decimal(row, "qty", where)
+    side = parsing.text(row, "side", where)
+    if (side == "short") != (qty < ZERO) and qty != ZERO:
+        raise InvalidResponse(f"{where}.side: {side!r} does not match qty {qty}")
+    return VenuePosition(
+        _key(row, where),
+        qty,
+        parsing.decimal(row, "avg_entry_price", where),
+        parsing.optional_decimal(row, "current_price", where),
+    )
+
+
+def _order(row: Any, where: str) -> Order:
+    status = parsing.text(row, "status", where)
+    side = parsing.text(row, "side", where)
+    if status not in STATUSES:
+        raise InvalidResponse(f"{where}.status: {status!r} is not an order status we know")
+    if side not in SIDES:
+        raise InvalidResponse(f"{where}.side: {side!r}")
+    return Order(
+        client_order_id=row.get("client_order_id") or None,
+        venue_order_id=parsing.text(row, "id", where),
+        key=_key(row, where),
+        side=SIDES[side],
+        qty=parsing.decimal(row, "qty", where),
+        price=parsing.optional_decimal(row, "limit_price", where),
+        status=STATUSES[status],
+    )
+
+
+def _fill(row: Any, where: str, asset_classes: dict[str, str]) -> Fill:
+    side = parsing.text(row, "side", where)
+    if side not in SIDES:
+        raise InvalidResponse(f"{where}.side: {side!r}")
+    raw_symbol = parsing.text(row, "symbol", where)
+    symbol = normal_symbol(raw_symbol)
+    return Fill(
+        fill_id=parsing.text(row, "id", where),
+        key=InstrumentKey(category_of(raw_symbol, asset_classes.get(symbol)), symbol, 0),
+        side=SIDES[side],
+        qty=parsing.decimal(row, "qty", where),
+        price=parsing.decimal(row, "price", where),
+        time=parsing.iso_time(row, "transaction_time", where),
+        order_id=row.get("order_id") or None,
+    )

@@ -1,0 +1,47 @@
+"""Opening an account's venue from its fleet-file table; credentials are read from the environment only here."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+
+from reconciliation.errors import FixConfiguration
+from venues.alpaca import AlpacaSettings, AlpacaVenue
+from venues.base import Venue
+from venues.bybit import BybitSettings, BybitVenue
+from venues.credentials import credentials_from
+from venues.sim import SimVenue
+from workers.fleet import AccountConfig, AlpacaAccountTable, BybitAccountTable
+
+
+def open_venue(config: AccountConfig, environ: Mapping[str, str] | None = None) -> Venue:
+    """The venue ``config`` names, with credentials from the variables its table names."""
+    environ = os.environ if environ is None else environ
+    table = config.venue_table
+    if config.venue == "sim" and config.state_file is not None:
+        return SimVenue(config.state_file)
+    if isinstance(table, BybitAccountTable):
+        return BybitVenue(
+            BybitSettings(
+                credentials=credentials_from(environ, table.api_key_env, table.api_secret_env),
+                environment=table.environment,
+                base_url=table.base_url,
+                categories=tuple(table.categories),
+                settle_coins=tuple(table.settle_coins),
+                cash_coin=table.cash_coin,
+                timeout_seconds=float(table.timeout_seconds),
+                fill_lookback=timedelta(days=table.fill_lookback_days),
+            )
+        )
+    if isinstance(table, AlpacaAccountTable):
+        return AlpacaVenue(
+            AlpacaSettings(
+                credentials=credentials_from(environ, table.api_key_env, table.api_secret_env),
+                environment=table.environment,
+                base_url=table.base_url,
+                timeout_seconds=float(table.timeout_seconds),
+                fill_lookback=timedelta(days=table.fill_lookback_days),
+            )
+        )
+    raise FixConfiguration(f"{config.label}: venue {config.venue!r} cannot be opened")
