@@ -140,19 +140,26 @@ class AlpacaVenue:
         )
 
     def _open_orders(self) -> tuple[Order, ...]:
+        """Open orders, oldest first, a page of 500 at a time.
+
+        Alpaca pages orders by time only and ``after`` excludes its boundary, so each page starts a
+        millisecond before the last order seen; orders are kept by id, and a page adding none ends the walk.
+        """
         orders: dict[str, Order] = {}
         after: str | None = None
         for _ in range(MAX_PAGES):
-            query = {"status": "open", "limit": ORDER_PAGE, "direction": "asc", "nested": "false"}
-            page = parsing.items(
-                self._get("/orders", {**query, **({"after": after} if after else {})}), "alpaca orders"
-            )
+            query: dict[str, Any] = {"status": "open", "limit": ORDER_PAGE, "direction": "asc", "nested": "false"}
+            if after:
+                query["after"] = after
+            page = parsing.items(self._get("/orders", query), "alpaca orders")
+            before = len(orders)
             for index, row in enumerate(page):
                 order = _order(row, f"alpaca orders[{index}]")
                 orders[str(order.venue_order_id)] = order
-            if len(page) < ORDER_PAGE:
+            if len(page) < ORDER_PAGE or len(orders) == before:
                 return tuple(orders.values())
-            after = parsing.text(page[-1], "submitted_at", f"alpaca orders[{len(page) - 1}]")
+            last = parsing.iso_time(page[-1], "submitted_at", f"alpaca orders[{len(page) - 1}]")
+            after = (last - timedelta(milliseconds=1)).isoformat()
         raise InvalidResponse(f"alpaca orders: more than {MAX_PAGES} pages")
 
     def fills_between(self, start: datetime, end: datetime) -> tuple[Fill, ...]:

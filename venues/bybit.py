@@ -135,8 +135,9 @@ class BybitVenue:
         )
 
     def _scopes(self, category: str) -> list[dict[str, str]]:
-        """Linear positions and orders must be asked per settle coin; other categories in one go."""
-        if category == "linear":
+        """Linear and inverse positions and orders are asked per settle coin (Bybit requires one, or a symbol);
+        options in one go."""
+        if category in ("linear", "inverse"):
             return [{"settleCoin": coin} for coin in self.settings.settle_coins]
         return [{}]
 
