@@ -102,7 +102,9 @@ class _Current:
     @classmethod
     def read(cls, session: Session, account_id: int, plan: Plan) -> _Current:
         effects = [e for d in plan.decisions for e in d.effects]
-        keys = {e.fill.key for e in effects if isinstance(e, BookFill)}
+        keys = {e.fill.key for e in effects if isinstance(e, BookFill)} | {
+            e.key for e in effects if isinstance(e, PlaceOrder)
+        }
         names = {_order_name(e.order) for e in effects if isinstance(e, SetOrderStatus | AdoptOrder)}
         row = (
             session.get(tables.ExpectedCash, account_id)
@@ -345,14 +347,15 @@ def _planned_order(effect: PlaceOrder | CancelOrder) -> dict[str, Any]:
         }
     else:
         name = effect.order.client_order_id or effect.order.venue_order_id
-        detail, subject, after = f"planned cancel of venue order {name}", f"order:{name}", {"cancel": name}
+        detail = f"planned cancel of venue order {name} (not sent: cancels are reported, not sent, in this release)"
+        subject, after = f"order:{name}", {"cancel": name}
     return {
         "kind": "planned_order",
         "subject": subject,
         "applied": False,
         "before": None,
         "after": after,
-        "detail": detail + " (not sent: venue orders are sent by the venue adapters)",
+        "detail": detail,
     }
 
 

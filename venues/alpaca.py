@@ -40,6 +40,7 @@ from reconciliation.values import (
     Side,
     Snapshot,
     VenuePosition,
+    plain,
 )
 from venues import parsing
 from venues.credentials import Credentials
@@ -143,7 +144,8 @@ class AlpacaVenue:
         """Open orders, oldest first, a page of 500 at a time.
 
         Alpaca pages orders by time only and ``after`` excludes its boundary, so each page starts a
-        millisecond before the last order seen; orders are kept by id, and a page adding none ends the walk.
+        millisecond before the last order seen; orders are kept by id. A full page adding none cannot be paged
+        past by time, so the listing fails rather than end incomplete.
         """
         orders: dict[str, Order] = {}
         after: str | None = None
@@ -156,8 +158,10 @@ class AlpacaVenue:
             for index, row in enumerate(page):
                 order = _order(row, f"alpaca orders[{index}]")
                 orders[str(order.venue_order_id)] = order
-            if len(page) < ORDER_PAGE or len(orders) == before:
+            if len(page) < ORDER_PAGE:
                 return tuple(orders.values())
+            if len(orders) == before:  # a full page within one millisecond: paging by time cannot go past it
+                raise InvalidResponse(f"alpaca orders: more than {ORDER_PAGE} open orders within one millisecond")
             last = parsing.iso_time(page[-1], "submitted_at", f"alpaca orders[{len(page) - 1}]")
             after = (last - timedelta(milliseconds=1)).isoformat()
         raise InvalidResponse(f"alpaca orders: more than {MAX_PAGES} pages")
@@ -206,7 +210,7 @@ class AlpacaVenue:
         """A market day order (reduce-only does not exist at Alpaca: the quantity is already bounded)."""
         body = {
             "symbol": key.symbol,
-            "qty": format(qty, "f"),
+            "qty": plain(qty),
             "side": side.value,
             "type": "market",
             "time_in_force": "gtc" if key.category == "crypto" else "day",

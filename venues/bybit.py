@@ -38,6 +38,7 @@ from reconciliation.values import (
     Side,
     Snapshot,
     VenuePosition,
+    plain,
 )
 from venues import parsing
 from venues.credentials import Credentials
@@ -216,7 +217,7 @@ class BybitVenue:
                 symbol=key.symbol,
                 side="Buy" if side is Side.BUY else "Sell",
                 orderType="Market",
-                qty=format(qty, "f"),
+                qty=plain(qty),
                 reduceOnly=reduce_only,
                 orderLinkId=client_order_id,
                 positionIdx=key.leg,
@@ -303,14 +304,16 @@ def _ms(moment: datetime) -> int:
 
 def _position(row: Any, category: str, where: str) -> VenuePosition | None:
     """A position row; None for a flat leg (size 0 or side "" / "None") unless it carries a mark."""
-    side = parsing.field(row, "side", where) if isinstance(row, dict) and "side" in row else ""
+    side = parsing.field(row, "side", where)  # required: a row without it must not read as flat
     size = parsing.decimal(row, "size", where)
     symbol = parsing.text(row, "symbol", where)
     leg = _leg(row, where)
     mark = parsing.optional_decimal(row, "markPrice", where)
     key = InstrumentKey(category, symbol, leg)
-    if side not in SIDES or size == ZERO:
+    if side in ("", "None") or size == ZERO:
         return VenuePosition(key, ZERO, ZERO, mark) if mark is not None else None
+    if side not in SIDES:
+        raise InvalidResponse(f"{where}.side: {side!r} is not Buy, Sell or flat")
     if size < ZERO:
         raise InvalidResponse(f"{where}.size: negative ({size})")
     sign = SIDES[side].sign
@@ -318,7 +321,7 @@ def _position(row: Any, category: str, where: str) -> VenuePosition | None:
 
 
 def _leg(row: Any, where: str) -> int:
-    value = row.get("positionIdx", 0) if isinstance(row, dict) else 0
+    value = parsing.field(row, "positionIdx", where)  # required: a default of 0 would merge hedge-mode legs
     if isinstance(value, bool) or not isinstance(value, int | str) or str(value) not in ("0", "1", "2"):
         raise InvalidResponse(f"{where}.positionIdx: {value!r} is not 0, 1 or 2")
     return int(value)

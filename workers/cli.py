@@ -21,6 +21,7 @@ from models.database import Database, open_database, upgrade
 from reconciliation.errors import FixConfiguration, ReconError
 from workers import report
 from workers.books import BooksClient
+from workers.connect import open_venue
 from workers.demo import run_demo
 from workers.fleet import Fleet, load_fleet
 from workers.orchestrator import reconcile as run_reconciliation
@@ -45,8 +46,10 @@ app = typer.Typer(
 )
 ledger_app = typer.Typer(help="Read and write a bot's books (what bots do through workers.books.BooksClient).")
 db_app = typer.Typer(help="Manage the database schema.")
+venue_app = typer.Typer(help="Talk to an account's venue directly.")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(db_app, name="db")
+app.add_typer(venue_app, name="venue")
 
 console = Console(highlight=False)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON (amounts as strings) instead of tables.")]
@@ -338,6 +341,50 @@ def db_upgrade(ctx: typer.Context) -> None:
     database = Database(_options(ctx).database_url())
     upgrade(database.engine)
     console.print(f"database {database.url} is at the newest schema")
+
+
+@venue_app.command("check")
+def venue_check(ctx: typer.Context, bot: BotArg, account: AccountArg, as_json: JsonFlag = False) -> None:
+    """Connect with the configured credentials and show what the venue reports; changes nothing.
+
+    Exit code: 0 when the venue answered, 2 for a configuration problem (e.g. a missing key variable),
+    3 when the venue could not be read (the reason is printed).
+    """
+    config = _options(ctx).fleet().account(bot, account)
+    venue = open_venue(config)
+    try:
+        snapshot = venue.fetch_snapshot(utc_now())
+    except FixConfiguration:
+        raise
+    except ReconError as error:
+        failure = {"bot": bot, "account": account, "venue": venue.describe(), "ok": False, "error": str(error)}
+        if as_json:
+            report.print_json(console, failure)
+        else:
+            console.print(f"{venue.describe()}: cannot read the account: {error}")
+        raise typer.Exit(EXIT_FAILED) from None
+    document: dict[str, Any] = {
+        "bot": bot,
+        "account": account,
+        "venue": venue.describe(),
+        "ok": True,
+        "positions": len(snapshot.positions),
+        "open_orders": len(snapshot.open_orders),
+        "recent_fills": len(snapshot.fills),
+        "cash": {"currency": snapshot.cash.currency, "balance": report.amount(snapshot.cash.balance)}
+        if snapshot.cash
+        else None,
+        "live": config.is_live,
+    }
+    if as_json:
+        report.print_json(console, document)
+        return
+    cash = document["cash"]
+    console.print(
+        f"{venue.describe()}{' (LIVE)' if config.is_live else ''}: {document['positions']} positions, "
+        f"{document['open_orders']} open orders, {document['recent_fills']} fills in the lookback window, "
+        + (f"cash {cash['balance']} {cash['currency']}" if cash else "no cash reported")
+    )
 
 
 # --- the demo -------------------------------------------------------------------------------------------------

@@ -16,11 +16,13 @@ from datetime import UTC, datetime
 from models import history, ledger
 from models.apply import apply_run
 from models.database import Database
+from models.venue_orders import record_order_outcomes
 from reconciliation.errors import ReconError, StaleRun
-from reconciliation.plan import plan
+from reconciliation.plan import PlaceOrder, plan
 from venues.base import Venue, resolve_missing_orders
 from workers.connect import open_venue
 from workers.fleet import AccountConfig
+from workers.venue_orders import Guard, reference_prices, send_planned_orders
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -99,6 +101,12 @@ def _carry_out(
             )
     except StaleRun as error:
         return _fail(database, start.run_id, str(error), clock, context)
+    if any(isinstance(e, PlaceOrder) for e in applied.plan.effects()):
+        outcomes = send_planned_orders(
+            venue, Guard.of(config), applied.plan, reference_prices(snapshot, books), dry_run=dry_run
+        )
+        with database.sessions.begin() as session:
+            record_order_outcomes(session, account_id, start.run_id, outcomes, clock())
     log.info("run finished", extra={**context, "status": applied.status})
     return RunResult(start.run_id, applied.status)
 

@@ -1,0 +1,119 @@
+"""``sync_to_local``: sending the orders that bring the venue back to the books, behind guards.
+
+    refused   on a live account (Bybit mainnet, Alpaca live) unless the fleet file says allow_live_orders
+    refused   when the account has no max_order_notional, or once the run's orders would exceed it
+    sent      as a market order (reduce-only where it only shrinks a position), with the client order id the
+              plan derived from the books' state: a retried run sends the same id, and the venue refusing
+              it as a duplicate means the first attempt got through, so it counts as sent
+    failed    any other venue error; the run keeps its status and the next run decides again
+
+A dry run evaluates the guards and says what would be sent, sending nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from models.venue_orders import OrderOutcome
+from reconciliation.errors import ReconError, RequestRejected
+from reconciliation.plan import PlaceOrder, Plan
+from reconciliation.values import ZERO, Books, InstrumentKey, Order, OrderStatus, Snapshot, plain
+from venues.base import Venue
+from workers.fleet import AccountConfig
+
+DUPLICATE_MARKERS = ("110072", "duplicate", "must be unique")
+
+
+@dataclass(frozen=True)
+class Guard:
+    """The per-account limits on orders sent by reconciliation."""
+
+    live: bool
+    allow_live_orders: bool
+    max_order_notional: Decimal | None
+
+    @classmethod
+    def of(cls, config: AccountConfig) -> Guard:
+        table = config.venue_table
+        return cls(
+            live=config.is_live,
+            allow_live_orders=bool(table and table.allow_live_orders),
+            max_order_notional=table.max_order_notional if table else None,
+        )
+
+
+def reference_prices(snapshot: Snapshot, books: Books) -> dict[InstrumentKey, Decimal]:
+    """A price per instrument to size orders' notional: the venue's mark, its average, its last price, else the
+    books' entry price."""
+    prices: dict[InstrumentKey, Decimal] = {}
+    for key, lots in books.lots.items():
+        if lots:
+            prices[key] = lots[-1].entry_price
+    prices.update(snapshot.marks)
+    for position in snapshot.positions:
+        prices[position.key] = position.mark_price or position.avg_price
+    return prices
+
+
+def send_planned_orders(
+    venue: Venue,
+    guard: Guard,
+    plan: Plan,
+    prices: Mapping[InstrumentKey, Decimal],
+    *,
+    dry_run: bool,
+) -> list[OrderOutcome]:
+    """Send (or, dry, evaluate) every order the plan holds, in plan order; returns each one's outcome."""
+    outcomes: list[OrderOutcome] = []
+    used = ZERO
+    for effect in plan.effects():
+        if not isinstance(effect, PlaceOrder):
+            continue
+        refusal, notional = _refusal(guard, effect, prices, used)
+        order = Order(effect.client_order_id, None, effect.key, effect.side, effect.qty, None, OrderStatus.OPEN)
+        if refusal:
+            outcomes.append(OrderOutcome(order, False, f"{'would be ' if dry_run else ''}refused: {refusal}"))
+            continue
+        used += notional
+        if dry_run:
+            outcomes.append(OrderOutcome(order, False, f"would send (notional {plain(notional)})"))
+            continue
+        outcomes.append(_send(venue, effect, order))
+    return outcomes
+
+
+def _refusal(
+    guard: Guard, order: PlaceOrder, prices: Mapping[InstrumentKey, Decimal], used: Decimal
+) -> tuple[str | None, Decimal]:
+    if guard.live and not guard.allow_live_orders:
+        return "live account without allow_live_orders = true", ZERO
+    if guard.max_order_notional is None:
+        return "no max_order_notional is set for this account", ZERO
+    price = prices.get(order.key)
+    if price is None:
+        return "no price to size the order's notional", ZERO
+    notional = abs(order.qty * price)
+    if used + notional > guard.max_order_notional:
+        return (
+            f"notional {plain(notional)} would take the run over max_order_notional "
+            f"{plain(guard.max_order_notional)} ({plain(used)} used)"
+        ), ZERO
+    return None, notional
+
+
+def _send(venue: Venue, effect: PlaceOrder, order: Order) -> OrderOutcome:
+    try:
+        venue_id = venue.place_order(effect.key, effect.side, effect.qty, effect.reduce_only, effect.client_order_id)
+    except RequestRejected as error:
+        if any(marker in str(error).lower() for marker in DUPLICATE_MARKERS):
+            return OrderOutcome(order, True, "already sent by an earlier attempt (the venue knows its client id)")
+        return OrderOutcome(order, False, f"failed: {error}")
+    except ReconError as error:
+        return OrderOutcome(order, False, f"failed: {error}")
+    return OrderOutcome(
+        Order(order.client_order_id, venue_id, order.key, order.side, order.qty, None, OrderStatus.OPEN),
+        True,
+        f"sent as {venue_id}",
+    )
