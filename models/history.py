@@ -12,7 +12,7 @@ from models.books import Account, Bot
 from models.runs import Action, Alert, Break, Finding, Run
 from reconciliation.errors import FixConfiguration
 
-RUN_REASONS = ("schedule", "startup", "large_fill", "manual")
+RUN_REASONS = ("schedule", "startup", "large_fill", "manual", "backfill")
 
 
 @dataclass(frozen=True)

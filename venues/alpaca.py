@@ -314,10 +314,17 @@ def _order(row: Any, where: str) -> Order:
         venue_order_id=parsing.text(row, "id", where),
         key=_key(row, where),
         side=SIDES[side],
-        qty=parsing.decimal(row, "qty", where),
+        qty=_order_qty(row, where),
         price=parsing.optional_decimal(row, "limit_price", where),
         status=STATUSES[status],
     )
+
+
+def _order_qty(row: Any, where: str) -> Decimal:
+    """An order's quantity; an order sized by notional (dollars) has none until it fills: what filled so far."""
+    if isinstance(row, dict) and row.get("qty") is None and row.get("notional") is not None:
+        return parsing.optional_decimal(row, "filled_qty", where) or ZERO
+    return parsing.decimal(row, "qty", where)
 
 
 def _fill(row: Any, where: str, asset_classes: dict[str, str]) -> Fill:

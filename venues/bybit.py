@@ -266,8 +266,8 @@ class BybitVenue:
         message = f"bybit retCode {code}: {error.message}"
         if code in RATE_CODES:
             return RateLimited(message, retry_after=self._retry_after(error.resp_headers))
-        if code in AUTH_CODES:
-            return AuthenticationFailed(message)
+        if code in AUTH_CODES:  # Bybit's message may echo the signed string, which holds the key: not repeated
+            return AuthenticationFailed(f"bybit refused the credentials (retCode {code})")
         if code in TRANSIENT_CODES:
             return VenueUnavailable(message)
         return RequestRejected(message)

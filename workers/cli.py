@@ -20,6 +20,9 @@ from models import history, ledger
 from models.database import Database, open_database, upgrade
 from reconciliation.errors import FixConfiguration, ReconError
 from workers import report
+from workers.backfill import backfill as run_backfill
+from workers.backfill import result_json as backfill_json
+from workers.backfill import result_view as backfill_view
 from workers.books import BooksClient
 from workers.connect import open_venue
 from workers.demo import run_demo
@@ -36,6 +39,8 @@ STATUS_EXIT = {
     "failed": EXIT_FAILED,
     "halted": EXIT_HALTED,
 }
+
+BACKFILL_EXIT = {"in_sync": EXIT_IN_SYNC, "resolved": EXIT_IN_SYNC, "warned": EXIT_DISCREPANCIES, "failed": EXIT_FAILED}
 
 app = typer.Typer(
     name="recon",
@@ -341,6 +346,29 @@ def db_upgrade(ctx: typer.Context) -> None:
     database = Database(_options(ctx).database_url())
     upgrade(database.engine)
     console.print(f"database {database.url} is at the newest schema")
+
+
+@app.command("backfill")
+def backfill_exits(
+    ctx: typer.Context,
+    bot: BotArg,
+    account: AccountArg,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be replaced; change nothing.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Replace estimated exit prices with the venue's real exit fills (price, time, fees, cause).
+
+    Exit code: 0 when nothing was left estimated, 1 when some exits stay estimated, 3 when the venue's
+    fills could not be fetched (nothing changed).
+    """
+    options = _options(ctx)
+    config = options.fleet().account(bot, account)
+    result = run_backfill(options.database(), config, dry_run=dry_run)
+    if as_json:
+        report.print_json(console, backfill_json(result))
+    else:
+        console.print(backfill_view(result))
+    raise typer.Exit(BACKFILL_EXIT[result.status])
 
 
 @venue_app.command("check")

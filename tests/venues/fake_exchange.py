@@ -943,7 +943,7 @@ class FakeExchange:
     def add_alpaca_order(
         self,
         symbol: str,
-        qty: Number,
+        qty: Number | None,
         side: str,
         *,
         type: str = "limit",
@@ -981,7 +981,7 @@ class FakeExchange:
             "symbol": symbol,
             "asset_class": asset_class,
             "notional": None,
-            "qty": _num(qty),
+            "qty": _num(qty) if qty is not None else None,  # None: an order sized by notional
             "filled_qty": _num(filled_qty),
             "filled_avg_price": _num(filled_avg_price) if filled_avg_price is not None else None,
             "order_class": "",

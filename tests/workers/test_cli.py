@@ -314,3 +314,25 @@ def test_fleet_lists_accounts_that_never_ran_without_writing_to_the_database(
     assert recon.json("runs", expect=0) == []
     code, _, err = recon("ledger", "show", "lxalgo", "paper")
     assert code == 2 and "no books for lxalgo/paper" in err
+
+
+def test_backfill_replaces_an_estimated_exit_once_the_venue_shows_the_real_fill(recon: Recon) -> None:
+    recon.json("reconcile", "momentum", "live", expect=1)
+    not_yet = recon.json("backfill", "momentum", "live", expect=1)
+    assert (not_yet["estimated_exits"], not_yet["backfilled"]) == (1, 0)
+
+    state_file = recon.config.parent / "venues" / "momentum_live.json"
+    state = json.loads(state_file.read_text())
+    manual_close = {"fill_id": "alp-fill-9", "symbol": "AAPL", "category": "us_equity", "side": "sell", "qty": "3",
+                    "price": "191", "fee": "0.03", "time": "2026-11-14T15:00:00Z"}  # fmt: skip
+    state["fills"] = [manual_close]
+    state_file.write_text(json.dumps(state))
+    done = recon.json("backfill", "momentum", "live", expect=0)
+
+    assert (done["backfilled"], done["not_found"]) == (1, [])
+    [trade] = trades_of(recon, "momentum", "live")
+    assert (trade["exit_price"], trade["exit_estimated"], trade["exit_reason"]) == (
+        "191", False, "closed by hand at the venue",
+    )  # fmt: skip
+    assert Decimal(trade["net_pnl"]) == (Decimal(191) - 185) * 3 - Decimal("0.03")
+    assert recon.json("backfill", "momentum", "live", expect=0)["backfilled"] == 0

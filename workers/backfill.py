@@ -1,0 +1,184 @@
+"""Backfill of exits for one account: real venue fills in place of the exits reconciliation estimated.
+
+    begin a run (reason "backfill") -> load the trades whose exit is still estimated
+    -> fetch the venue's fills since the oldest of their entries (complete or raise)
+    -> match the exit fills FIFO (pure) -> write the real exits and the run in ONE transaction
+
+A fetch that fails is recorded as a failed run and changes nothing. Running it twice changes nothing the
+second time: only trades still estimated are candidates, and venue fills the books hold are left out.
+Exits not found at the venue stay estimated and are reported (``BackfillResult.not_found``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from models import backfill as books_backfill
+from models import history, ledger
+from models.database import Database
+from reconciliation.backfill import EstimatedTrade, match_exits
+from reconciliation.errors import ReconError
+from reconciliation.plan import RunStatus
+from reconciliation.values import Fill, plain
+from venues.base import Venue
+from workers.connect import open_venue
+from workers.fleet import AccountConfig
+from workers.orchestrator import Clock, utc_now
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NotFound:
+    """An exit that stays estimated: the trade as the books hold it, and why."""
+
+    trade: EstimatedTrade
+    why: str
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    """How a backfill ended: its run, status, how many estimated exits it saw and replaced, what stays estimated.
+
+    In a dry run ``backfilled`` counts the exits that would be replaced.
+    """
+
+    run_id: int
+    status: str
+    dry_run: bool
+    candidates: int = 0
+    backfilled: int = 0
+    not_found: tuple[NotFound, ...] = ()
+    error: str | None = None
+
+
+def backfill(
+    database: Database,
+    config: AccountConfig,
+    *,
+    dry_run: bool = False,
+    clock: Clock = utc_now,
+    venue: Venue | None = None,
+) -> BackfillResult:
+    """Replace the account's estimated exits with the venue's real fills; the run is recorded whatever happens."""
+    venue = venue or open_venue(config)
+    started = clock()
+    with database.sessions.begin() as session:
+        account_id = ledger.find_account(session, config.bot, config.account).id
+        start = history.begin_run(session, account_id, "backfill", dry_run, started)
+    context = {"bot": config.bot, "account": config.account, "run_id": start.run_id}
+    log.info("backfill started", extra=context)
+    try:
+        return _carry_out(database, venue, account_id, start.run_id, dry_run, clock, context)
+    except BaseException as error:
+        _fail_quietly(database, start.run_id, f"unexpected error: {type(error).__name__}: {error}", clock)
+        raise
+
+
+def _carry_out(
+    database: Database,
+    venue: Venue,
+    account_id: int,
+    run_id: int,
+    dry_run: bool,
+    clock: Clock,
+    context: dict[str, object],
+) -> BackfillResult:
+    with database.sessions() as session:
+        candidates = books_backfill.estimated_trades(session, account_id)
+    fills: tuple[Fill, ...] = ()
+    if candidates:
+        try:
+            fills = venue.fills_between(min(t.entry_time for t in candidates), clock())
+        except ReconError as error:
+            message = f"fetch failed: {error}"
+            with database.sessions.begin() as session:
+                history.fail_run(session, run_id, message, clock())
+            log.warning("backfill failed: %s", message, extra=context)
+            return BackfillResult(run_id, RunStatus.FAILED.value, dry_run, len(candidates), error=message)
+    with database.sessions() as session:
+        known = books_backfill.known_fill_ids(session, account_id, (f.fill_id for f in fills))
+    match = match_exits(candidates, fills, known)
+    with database.sessions.begin() as session:
+        applied = books_backfill.apply_backfill(session, account_id, run_id, match, clock(), dry_run)
+    log.info(
+        "backfill finished",
+        extra={**context, "status": applied.status, "backfilled": len(applied.backfilled)},
+    )
+    return BackfillResult(
+        run_id=run_id,
+        status=applied.status,
+        dry_run=dry_run,
+        candidates=len(candidates),
+        backfilled=len(applied.backfilled),
+        not_found=tuple(NotFound(trade, why) for trade, why in applied.not_found),
+    )
+
+
+def _fail_quietly(database: Database, run_id: int, message: str, clock: Clock) -> None:
+    """Best effort: mark the run failed after an unexpected error, without hiding that error."""
+    try:
+        with database.sessions.begin() as session:
+            history.fail_run(session, run_id, message, clock())
+    except Exception:  # the database may be the thing that failed; the original error is re-raised
+        log.exception("could not record backfill run %s as failed", run_id)
+
+
+def result_json(result: BackfillResult) -> dict[str, Any]:
+    """The outcome of a backfill as JSON (amounts as strings, times ISO 8601 UTC with a Z), for the CLI."""
+    return {
+        "run_id": result.run_id,
+        "status": result.status,
+        "dry_run": result.dry_run,
+        "error": result.error,
+        "estimated_exits": result.candidates,
+        "backfilled": result.backfilled,
+        "not_found": [
+            {
+                "category": n.trade.key.category,
+                "symbol": n.trade.key.symbol,
+                "leg": n.trade.key.leg,
+                "side": n.trade.side.value,
+                "quantity": plain(n.trade.quantity),
+                "estimated_exit_price": plain(n.trade.exit_price),
+                "estimated_exit_time": n.trade.exit_time.isoformat().replace("+00:00", "Z"),
+                "why": n.why,
+            }
+            for n in result.not_found
+        ],
+    }
+
+
+def result_view(result: BackfillResult) -> RenderableType:
+    """The outcome of a backfill for people: counts, then the exits that stay estimated."""
+    document = result_json(result)
+    style = {"in_sync": "green", "resolved": "cyan", "warned": "yellow", "failed": "bold red"}
+    title = Text.assemble(
+        (f"backfill run {result.run_id}  ", "bold"),
+        (result.status, style.get(result.status, "")),
+        (" (dry run)" if result.dry_run else "", "magenta"),
+    )
+    parts: list[RenderableType] = [title]
+    if result.error:
+        parts.append(Text(f"  error: {result.error}", style="red"))
+        return Group(*parts)
+    verb = "would replace" if result.dry_run else "replaced"
+    parts.append(Text(f"  estimated exits {result.candidates}, {verb} with venue fills {result.backfilled}"))
+    if document["not_found"]:
+        table = Table("instrument", "side", "qty", "estimated exit", "at (UTC)", box=None, title="still estimated")
+        for n in document["not_found"]:
+            table.add_row(
+                f"{n['category']}:{n['symbol']}:{n['leg']}",
+                n["side"],
+                n["quantity"],
+                n["estimated_exit_price"],
+                n["estimated_exit_time"],
+            )
+        parts.append(table)
+    return Group(*parts)
