@@ -1,0 +1,97 @@
+"""Pending orders the venue no longer shows are looked up before anything is decided (real pybit, loopback)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from fake_exchange import FakeExchange
+
+from models import history, ledger
+from models.database import Database
+from workers.books import BooksClient
+from workers.fleet import load_fleet
+from workers.orchestrator import reconcile
+
+
+@pytest.fixture
+def books(database: Database, monkeypatch: pytest.MonkeyPatch) -> BooksClient:
+    """Books holding one pending buy of 2 BTCUSDT (client id lx-1) that timed out at the bot."""
+    monkeypatch.setenv("BYBIT_KEY", "bybit-key")
+    monkeypatch.setenv("BYBIT_SECRET", "bybit-secret")
+    client = BooksClient(database)
+    client.record_order("lxalgo", "live", client_order_id="lx-1", symbol="BTCUSDT", category="linear",
+                        side="buy", qty="2", price="100")  # fmt: skip
+    return client
+
+
+def account(tmp_path: Path, exchange: FakeExchange, policy: str) -> object:
+    path = tmp_path / "fleet.toml"
+    path.write_text(f"""
+[bots.lxalgo.accounts.live]
+venue = "bybit"
+environment = "testnet"
+base_url = "{exchange.url}"
+api_key_env = "BYBIT_KEY"
+api_secret_env = "BYBIT_SECRET"
+settle_coins = ["USDT"]
+grace_seconds = 0
+[bots.lxalgo.accounts.live.policy]
+minor = "{policy}"
+moderate = "{policy}"
+critical = "{policy}"
+""")
+    return load_fleet(path).account("lxalgo", "live")
+
+
+def pending(database: Database) -> list[tuple[str | None, str]]:
+    with database.sessions() as session:
+        account_id = ledger.find_account(session, "lxalgo", "live").id
+        return [(o.client_order_id, o.status.value) for o in ledger.live_orders(session, account_id)]
+
+
+@pytest.mark.parametrize("policy", ["warn_only", "sync_to_broker"])
+def test_a_timed_out_order_that_filled_is_booked_with_its_fills_and_leaves_no_ghost(
+    exchange: FakeExchange, database: Database, books: BooksClient, tmp_path: Path, policy: str
+) -> None:
+    filled_at = datetime.now(UTC) - timedelta(minutes=5)
+    exchange.add_bybit_order("linear", "BTCUSDT", "Buy", "2", "100", order_id="o-1", order_link_id="lx-1")
+    exchange.set_bybit_order_status("o-1", "Filled", cum_exec_qty="2")
+    for exec_id, qty in (("e-1", "1.5"), ("e-2", "0.5")):
+        exchange.add_bybit_execution("linear", "BTCUSDT", "Buy", qty, "100", exec_id=exec_id, order_id="o-1",
+                                     order_link_id="lx-1", exec_time=filled_at, exec_fee="0.01")  # fmt: skip
+    exchange.add_bybit_position("linear", "BTCUSDT", "Buy", "2", "100", "101")
+
+    result = reconcile(database, account(tmp_path, exchange, policy))  # type: ignore[arg-type]
+
+    [position] = books.positions("lxalgo", "live")
+    assert position.qty == Decimal(2)
+    assert pending(database) == []
+    late = books.record_fill("lxalgo", "live", symbol="BTCUSDT", category="linear", side="buy", qty="1.5",
+                             price="100", fill_id="e-1")  # fmt: skip
+    assert not late.recorded
+    assert reconcile(database, account(tmp_path, exchange, policy)).status == "in_sync"  # type: ignore[arg-type]
+    with database.sessions() as session:
+        actions = {f.subject: f.action for f in history.run_record(session, result.run_id).findings}
+    assert actions["order:lx-1"] == "looked up: filled, recorded 2 fill(s)"
+
+
+def test_a_cancelled_order_is_marked_and_an_unknown_one_is_reported_without_change(
+    exchange: FakeExchange, database: Database, books: BooksClient, tmp_path: Path
+) -> None:
+    books.record_order("lxalgo", "live", client_order_id="lx-2", symbol="BTCUSDT", category="linear",
+                       side="sell", qty="1", price="120")  # fmt: skip
+    exchange.add_bybit_order("linear", "BTCUSDT", "Sell", "1", "120", order_id="o-2", order_link_id="lx-2")
+    exchange.set_bybit_order_status("o-2", "Cancelled")
+
+    result = reconcile(database, account(tmp_path, exchange, "warn_only"))  # type: ignore[arg-type]
+
+    with database.sessions() as session:
+        actions = {f.subject: f.action for f in history.run_record(session, result.run_id).findings}
+    assert actions == {
+        "order:lx-1": "not found at the venue: nothing changed",
+        "order:lx-2": "looked up: cancelled",
+    }
+    assert pending(database) == [("lx-1", "open")]
