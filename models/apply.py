@@ -347,8 +347,8 @@ def _planned_order(effect: PlaceOrder | CancelOrder) -> dict[str, Any]:
         }
     else:
         name = effect.order.client_order_id or effect.order.venue_order_id
-        detail = f"planned cancel of venue order {name} (not sent: cancels are reported, not sent, in this release)"
-        subject, after = f"order:{name}", {"cancel": name}
+        detail = f"planned cancel of venue order {name}"
+        subject, after = f"order:{name}", {"cancel": effect.order.venue_order_id}
     return {
         "kind": "planned_order",
         "subject": subject,

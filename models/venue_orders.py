@@ -16,26 +16,34 @@ from reconciliation.values import Order, Source
 
 @dataclass(frozen=True)
 class OrderOutcome:
-    """One planned order's fate. ``sent`` orders carry the venue's id and join the books as pending."""
+    """One planned order's fate. A sent new order carries the venue's id and joins the books as pending; a
+    sent cancel (``cancel`` true) changes nothing in the books."""
 
     order: Order
     sent: bool
     detail: str
+    cancel: bool = False
+
+    @property
+    def planned_as(self) -> str | None:
+        """The name the run's planned-order action gave this order."""
+        return self.order.venue_order_id if self.cancel else self.order.client_order_id
 
 
 def record_order_outcomes(
     session: Session, account_id: int, run_id: int, outcomes: Sequence[OrderOutcome], now: datetime
 ) -> None:
     """Mark the run's planned-order actions with their outcome and book the sent orders as pending."""
-    by_client_id = {o.order.client_order_id: o for o in outcomes}
+    by_name = {o.planned_as: o for o in outcomes}
     actions = session.scalars(select(Action).where(Action.run_id == run_id, Action.kind == "planned_order"))
     for action in actions:
-        outcome = by_client_id.get((action.after or {}).get("client_order_id"))
+        after = action.after or {}
+        outcome = by_name.get(after.get("cancel") or after.get("client_order_id"))
         if outcome is None:
             continue
         action.applied = outcome.sent
         action.detail = f"{action.detail}: {outcome.detail}"
-        action.after = {**(action.after or {}), "venue_order_id": outcome.order.venue_order_id}
+        action.after = {**after, "venue_order_id": outcome.order.venue_order_id}
     for outcome in outcomes:
-        if outcome.sent:
+        if outcome.sent and not outcome.cancel:
             ledger.record_order(session, account_id, outcome.order, now, Source.RECONCILIATION)

@@ -219,6 +219,11 @@ class AlpacaVenue:
         row = self._call(lambda: self.client.post("/orders", body))
         return parsing.text(row, "id", "alpaca order")
 
+    def cancel_order(self, order: Order) -> None:
+        """Cancel an open order by its venue id."""
+        # client.delete, not cancel_order_by_id: that one raises a bare ValueError on an id that is not a UUID
+        self._call(lambda: self.client.delete(f"/orders/{order.venue_order_id}"))
+
     # --- the SDK boundary -------------------------------------------------------------------------------------
 
     def _get(self, path: str, query: dict[str, Any] | None) -> Any:

@@ -33,6 +33,10 @@ class Venue(Protocol):
         """Submit a market order; returns the venue's order id."""
         ...
 
+    def cancel_order(self, order: Order) -> None:
+        """Cancel an open order at the venue (by its venue id)."""
+        ...
+
     def describe(self) -> str:
         """Where this venue points (environment and URL), without credentials."""
         ...

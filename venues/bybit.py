@@ -226,6 +226,18 @@ class BybitVenue:
         )
         return parsing.text(result, "orderId", where)
 
+    def cancel_order(self, order: Order) -> None:
+        """Cancel an open order by its venue id."""
+        self._result(
+            self._call(
+                self.session.cancel_order,
+                category=order.key.category,
+                symbol=order.key.symbol,
+                orderId=order.venue_order_id,
+            ),
+            "bybit order cancel",
+        )
+
     # --- the SDK boundary -------------------------------------------------------------------------------------
 
     def _paged(self, method: Callable[..., Any], where: str, limit: int, **params: Any) -> Iterator[Any]:

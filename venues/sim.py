@@ -82,6 +82,10 @@ class SimVenue:
         """The sim venue takes no orders: ``sync_to_local`` needs a real venue."""
         raise RequestRejected("the sim venue takes no orders; sync_to_local needs bybit or alpaca")
 
+    def cancel_order(self, order: Order) -> None:
+        """The sim venue takes no orders, so it cancels none either."""
+        raise RequestRejected("the sim venue takes no orders; sync_to_local needs bybit or alpaca")
+
     def fetch_snapshot(self, now: datetime) -> Snapshot:
         """Read the state file whole; a missing or malformed file raises and nothing is returned."""
         try:

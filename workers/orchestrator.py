@@ -18,7 +18,7 @@ from models.apply import apply_run
 from models.database import Database
 from models.venue_orders import record_order_outcomes
 from reconciliation.errors import ReconError, StaleRun
-from reconciliation.plan import PlaceOrder, plan
+from reconciliation.plan import CancelOrder, PlaceOrder, plan
 from venues.base import Venue, resolve_missing_orders
 from workers.connect import open_venue
 from workers.fleet import AccountConfig
@@ -101,7 +101,7 @@ def _carry_out(
             )
     except StaleRun as error:
         return _fail(database, start.run_id, str(error), clock, context)
-    if any(isinstance(e, PlaceOrder) for e in applied.plan.effects()):
+    if any(isinstance(e, PlaceOrder | CancelOrder) for e in applied.plan.effects()):
         outcomes = send_planned_orders(
             venue, Guard.of(config), applied.plan, reference_prices(snapshot, books), dry_run=dry_run
         )

@@ -7,6 +7,9 @@
               it as a duplicate means the first attempt got through, so it counts as sent
     failed    any other venue error; the run keeps its status and the next run decides again
 
+    cancel    an open venue order unknown to the books, on the same live-account guard (no notional: it adds
+              no exposure)
+
 A dry run evaluates the guards and says what would be sent, sending nothing.
 """
 
@@ -18,7 +21,7 @@ from decimal import Decimal
 
 from models.venue_orders import OrderOutcome
 from reconciliation.errors import ReconError, RequestRejected
-from reconciliation.plan import PlaceOrder, Plan
+from reconciliation.plan import CancelOrder, PlaceOrder, Plan
 from reconciliation.values import ZERO, Books, InstrumentKey, Order, OrderStatus, Snapshot, plain
 from venues.base import Venue
 from workers.fleet import AccountConfig
@@ -69,6 +72,9 @@ def send_planned_orders(
     outcomes: list[OrderOutcome] = []
     used = ZERO
     for effect in plan.effects():
+        if isinstance(effect, CancelOrder):
+            outcomes.append(_cancel(venue, guard, effect.order, dry_run))
+            continue
         if not isinstance(effect, PlaceOrder):
             continue
         refusal, notional = _refusal(guard, effect, prices, used)
@@ -101,6 +107,20 @@ def _refusal(
             f"{plain(guard.max_order_notional)} ({plain(used)} used)"
         ), ZERO
     return None, notional
+
+
+def _cancel(venue: Venue, guard: Guard, order: Order, dry_run: bool) -> OrderOutcome:
+    """Cancel a venue order the books do not know; only the live-account guard applies (it adds no exposure)."""
+    if guard.live and not guard.allow_live_orders:
+        refusal = "live account without allow_live_orders = true"
+        return OrderOutcome(order, False, f"{'would be ' if dry_run else ''}refused: {refusal}", cancel=True)
+    if dry_run:
+        return OrderOutcome(order, False, "would cancel", cancel=True)
+    try:
+        venue.cancel_order(order)
+    except ReconError as error:
+        return OrderOutcome(order, False, f"failed: {error}", cancel=True)
+    return OrderOutcome(order, True, "cancelled", cancel=True)
 
 
 def _send(venue: Venue, effect: PlaceOrder, order: Order) -> OrderOutcome:

@@ -326,6 +326,7 @@ class FakeExchange:
         self.revoked: set[str] = set()
         self.requests: list[RecordedRequest] = []
         self.submitted_orders: list[SubmittedOrder] = []
+        self.cancelled_orders: list[str] = []  # venue order ids cancelled through the API
         self.faults: list[Fault] = []
         self.clock_skew_ms = 0  # added to the fake's clock when it checks Bybit timestamps
         self.execution_default_window_ms = SEVEN_DAYS_MS  # /v5/execution/list without startTime/endTime
@@ -402,6 +403,7 @@ class FakeExchange:
             self.revoked.clear()
             self.requests.clear()
             self.submitted_orders.clear()
+            self.cancelled_orders.clear()
             self.faults.clear()
             self.clock_skew_ms = 0
             self.execution_default_window_ms = SEVEN_DAYS_MS
@@ -1170,6 +1172,7 @@ class FakeExchange:
             ("GET", "/v5/order/history"): self._bybit_order_history,
             ("GET", "/v5/execution/list"): self._bybit_execution_list,
             ("POST", "/v5/order/create"): self._bybit_create_order,
+            ("POST", "/v5/order/cancel"): self._bybit_cancel_order,
         }
         rate_headers = {
             "X-Bapi-Limit": "10",
@@ -1342,6 +1345,19 @@ class FakeExchange:
         page, next_cursor = self._bybit_page([row.data for row in rows], limit, query, fingerprint)
         return {"category": category, "list": page, "nextPageCursor": next_cursor}
 
+    def _bybit_cancel_order(self, query: dict[str, str], body: bytes) -> dict[str, Any]:
+        """Cancel an open order by orderId or orderLinkId; 110001 when it is not open (or unknown)."""
+        params = json.loads(body or b"{}")
+        wanted = params.get("orderId") or params.get("orderLinkId")
+        for row in self.bybit_orders:
+            if wanted in (row.data["orderId"], row.data["orderLinkId"]):
+                if row.data["orderStatus"] not in BYBIT_OPEN_STATUSES:
+                    break
+                row.data["orderStatus"] = "Cancelled"
+                self.cancelled_orders.append(str(row.data["orderId"]))
+                return {"orderId": row.data["orderId"], "orderLinkId": row.data["orderLinkId"]}
+        raise _BybitError(110001, "order not exists or too late to cancel")
+
     def _bybit_create_order(self, query: dict[str, str], body: bytes) -> dict[str, Any]:
         try:
             params = json.loads(body or b"{}")
@@ -1409,6 +1425,9 @@ class FakeExchange:
                     return _Reply(200, self._alpaca_find_order(client_order_id=query.get("client_order_id", "")))
                 if method == "GET" and path.startswith("/v2/orders/"):
                     return _Reply(200, self._alpaca_find_order(order_id=path.removeprefix("/v2/orders/")))
+                if method == "DELETE" and path.startswith("/v2/orders/"):
+                    self._alpaca_cancel_order(path.removeprefix("/v2/orders/"))
+                    return _Reply(204, raw=b"")
                 if method == "GET" and path.startswith("/v2/account/activities"):
                     return _Reply(200, self._alpaca_activities(path, query))
         except _AlpacaError as error:
@@ -1474,6 +1493,17 @@ class FakeExchange:
             by_id = bool(order_id) and order["id"] == order_id
             if by_id or (bool(client_order_id) and order["client_order_id"] == client_order_id):
                 return dict(order)
+        raise _AlpacaError(404, 40410000, "order not found")
+
+    def _alpaca_cancel_order(self, order_id: str) -> None:
+        """Cancel an open order; 404 when unknown, 422 when it can no longer be cancelled."""
+        for order in self.alpaca_orders:
+            if order["id"] == order_id:
+                if order["status"] in ("filled", "canceled", "expired", "rejected"):
+                    raise _AlpacaError(422, 42210000, "order is not cancelable")
+                order["status"] = "canceled"
+                self.cancelled_orders.append(order_id)
+                return
         raise _AlpacaError(404, 40410000, "order not found")
 
     def _alpaca_create_order(self, body: bytes) -> dict[str, Any]:

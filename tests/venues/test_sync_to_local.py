@@ -15,6 +15,7 @@ from workers.fleet import load_fleet
 from workers.orchestrator import reconcile
 
 KEYS = {"BYBIT_KEY": "bybit-key", "BYBIT_SECRET": "bybit-secret"}
+ORDER_UUID = "61e69015-8549-4bfd-b9c3-01e75843f47d"
 
 
 @pytest.fixture
@@ -119,3 +120,42 @@ def test_a_dry_run_prints_the_order_it_would_send_and_sends_nothing(
     assert not applied and "would send (notional 600)" in detail
     assert exchange.submitted_orders == []
     assert drifted.positions("lxalgo", "live")[0].qty == Decimal(10)
+
+
+def test_an_open_venue_order_unknown_to_the_books_is_cancelled_but_not_on_a_live_account_without_consent(
+    exchange: FakeExchange, database: Database, credentials: None, tmp_path: Path
+) -> None:
+    exchange.add_bybit_order("linear", "ETHUSDT", "Buy", "1", "2000", order_id="manual-1", order_link_id="web-1")
+
+    refused = run(database, fleet(tmp_path, exchange, environment='"mainnet"'))
+    assert exchange.cancelled_orders == []
+    assert "refused: live account" in order_actions(database, refused)[0][1]
+
+    cancelled = run(database, fleet(tmp_path, exchange, environment='"testnet"'))
+    assert exchange.cancelled_orders == ["manual-1"]
+    assert order_actions(database, cancelled) == [(True, "planned cancel of venue order web-1: cancelled")]
+
+
+def test_alpaca_cancels_through_alpaca_py(
+    exchange: FakeExchange, database: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ALPACA_KEY", "alpaca-key")
+    monkeypatch.setenv("ALPACA_SECRET", "alpaca-secret")
+    exchange.add_alpaca_order("TSLA", "3", "buy", limit_price="200", order_id=ORDER_UUID, client_order_id="web-2")
+    path = tmp_path / "alpaca.toml"
+    path.write_text(f"""
+[bots.lxalgo.accounts.live]
+venue = "alpaca"
+environment = "paper"
+base_url = "{exchange.url}"
+api_key_env = "ALPACA_KEY"
+api_secret_env = "ALPACA_SECRET"
+timeout_seconds = 2
+[bots.lxalgo.accounts.live.policy]
+moderate = "sync_to_local"
+""")
+
+    result = run(database, path)
+
+    assert exchange.cancelled_orders == [ORDER_UUID]
+    assert order_actions(database, result) == [(True, "planned cancel of venue order web-2: cancelled")]
