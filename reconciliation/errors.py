@@ -33,6 +33,8 @@ class RateLimited(RetryLater):
     """The venue asked us to slow down."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
+        if retry_after is not None:
+            message = f"{message} (retry after {retry_after:.1f} s)"
         super().__init__(message)
         self.retry_after = retry_after
 

@@ -375,7 +375,7 @@ def backfill_exits(
 def venue_check(ctx: typer.Context, bot: BotArg, account: AccountArg, as_json: JsonFlag = False) -> None:
     """Connect with the configured credentials and show what the venue reports; changes nothing.
 
-    Exit code: 0 when the venue answered, 2 for a configuration problem (e.g. a missing key variable),
+    Exit code: 0 when the venue answered, 2 for a configuration problem (a missing key variable, refused keys),
     3 when the venue could not be read (the reason is printed).
     """
     config = _options(ctx).fleet().account(bot, account)

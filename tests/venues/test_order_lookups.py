@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +13,7 @@ from fake_exchange import FakeExchange
 from models import history, ledger
 from models.database import Database
 from workers.books import BooksClient
+from workers.cli import main
 from workers.fleet import load_fleet
 from workers.orchestrator import reconcile
 
@@ -95,3 +97,34 @@ def test_a_cancelled_order_is_marked_and_an_unknown_one_is_reported_without_chan
         "order:lx-2": "looked up: cancelled",
     }
     assert pending(database) == [("lx-1", "open")]
+
+
+def test_venue_check_shows_what_the_venue_reports_or_why_it_cannot(
+    exchange: FakeExchange, books: BooksClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exchange.add_bybit_position("linear", "BTCUSDT", "Sell", "0.5", "60000", "59000")
+    account(tmp_path, exchange, "warn_only")
+
+    def check(*extra: str) -> tuple[int, str, str]:
+        try:
+            main(["--config", str(tmp_path / "fleet.toml"), "venue", "check", "lxalgo", "live", *extra])
+        except SystemExit as done:
+            captured = capsys.readouterr()
+            return int(done.code or 0), captured.out, captured.err
+        raise AssertionError("main always exits")
+
+    code, out, _ = check("--json")
+    document = json.loads(out)
+    assert code == 0
+    assert (document["ok"], document["positions"], document["live"]) == (True, 1, False)
+    assert document["venue"] == f"bybit testnet at {exchange.url}"
+
+    exchange.revoke("bybit-key")
+    code, out, err = check()
+    assert code == 2 and err == "recon: error: bybit refused the credentials (retCode 10003)\n"
+    assert "bybit-secret" not in out + err
+
+    exchange.fail("/v5/position/list", "http503")
+    exchange.revoked.clear()
+    code, out, _ = check()
+    assert code == 3 and "cannot read the account: bybit HTTP 503" in out
