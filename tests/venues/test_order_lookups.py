@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 from fake_exchange import FakeExchange
+from sqlalchemy import select
 
-from models import history, ledger
+from models import Trade, history, ledger
 from models.database import Database
+from workers.backfill import backfill
 from workers.books import BooksClient
 from workers.cli import main
 from workers.fleet import load_fleet
@@ -128,3 +130,33 @@ def test_venue_check_shows_what_the_venue_reports_or_why_it_cannot(
     exchange.revoked.clear()
     code, out, _ = check()
     assert code == 3 and "cannot read the account: bybit HTTP 503" in out
+
+
+def test_backfill_through_pybit_replaces_the_estimate_with_the_liquidation_fill_once(
+    exchange: FakeExchange, database: Database, books: BooksClient, tmp_path: Path
+) -> None:
+    books.record_fill("lxalgo", "live", symbol="SOLUSDT", category="linear", side="buy", qty="10", price="180",
+                      fill_id="b-sol", time=datetime.now(UTC) - timedelta(days=3))  # fmt: skip
+    config = account(tmp_path, exchange, "sync_to_broker")
+    reconcile(database, config)  # type: ignore[arg-type]
+    [estimated] = [t for t in trades(database) if t.symbol == "SOLUSDT"]
+    assert estimated.exit_estimated
+
+    exchange.add_bybit_execution("linear", "SOLUSDT", "Sell", "10", "151.2", exec_type="BustTrade", exec_id="liq-1",
+                                 exec_fee="0.83", exec_time=datetime.now(UTC) - timedelta(days=1))  # fmt: skip
+    first = backfill(database, config)  # type: ignore[arg-type]
+    second = backfill(database, config)  # type: ignore[arg-type]
+
+    [real] = [t for t in trades(database) if t.symbol == "SOLUSDT"]
+    assert (first.backfilled, second.backfilled, second.status) == (1, 0, "in_sync")
+    assert (real.exit_price, real.exit_estimated, real.exit_reason) == (
+        Decimal("151.2"),
+        False,
+        "liquidated by the venue",
+    )
+    assert real.net_pnl == (Decimal("151.2") - 180) * 10 - Decimal("0.83")
+
+
+def trades(database: Database) -> list[Trade]:
+    with database.sessions() as session:
+        return list(session.scalars(select(Trade)))
