@@ -1,4 +1,4 @@
-"""Stop the test run early, with one clear message, when the Postgres the tests need cannot be reached."""
+"""Stop the test run early, with one clear message, when the Postgres or Redis the tests need cannot be reached."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import os
 import sys
 
 import psycopg
+from redis import Redis
+from redis.exceptions import RedisError
 
 url = os.environ.get("RECON_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 try:
@@ -16,4 +18,14 @@ except psycopg.Error as error:
         f"recon tests: Postgres is not reachable at RECON_TEST_DATABASE_URL={url}: {first_line}\n"
         "Start Postgres (e.g. `pg_ctlcluster 15 main start`) or point RECON_TEST_DATABASE_URL at one; "
         "the database tests are never skipped."
+    )
+
+redis_url = os.environ.get("RECON_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+try:
+    Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=5).ping()
+except RedisError as error:
+    sys.exit(
+        f"recon tests: Redis is not reachable at RECON_TEST_REDIS_URL={redis_url}: {error}\n"
+        "Start Redis (e.g. `redis-server --daemonize yes`) or point RECON_TEST_REDIS_URL at one; "
+        "the worker tests are never skipped."
     )

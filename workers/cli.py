@@ -14,11 +14,12 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from sqlalchemy.exc import OperationalError
 
 from models import history, ledger
 from models.database import Database, open_database, upgrade
-from reconciliation.errors import FixConfiguration, ReconError
+from reconciliation.errors import FixConfiguration, ReconError, RetryLater
 from workers import report
 from workers.backfill import backfill as run_backfill
 from workers.backfill import result_json as backfill_json
@@ -29,6 +30,7 @@ from workers.demo import run_demo
 from workers.fleet import Fleet, load_fleet
 from workers.orchestrator import reconcile as run_reconciliation
 from workers.orchestrator import utc_now
+from workers.schedule import beat_schedule
 from workers.settings import Settings
 
 EXIT_IN_SYNC, EXIT_DISCREPANCIES, EXIT_USAGE, EXIT_FAILED, EXIT_HALTED = 0, 1, 2, 3, 4
@@ -127,6 +129,10 @@ def reconcile(
     reason: Annotated[
         str, typer.Option(help="Why this run happens: manual, schedule, startup or large_fill.")
     ] = "manual",
+    queue: Annotated[
+        bool, typer.Option("--queue", help="Send the run to the Celery workers and wait for its report.")
+    ] = False,
+    wait: Annotated[float, typer.Option(help="With --queue: seconds to wait for the workers.")] = 300.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Reconcile one account now and print its report.
@@ -136,9 +142,29 @@ def reconcile(
     options = _options(ctx)
     config = options.fleet().account(bot, account)
     database = options.database()
-    result = run_reconciliation(database, config, reason=reason, dry_run=dry_run)
-    _print_run(database, result.run_id, as_json)
-    raise typer.Exit(STATUS_EXIT[result.status])
+    if queue:
+        run_id, status = _queued_run(bot, account, reason, dry_run, wait)
+    else:
+        result = run_reconciliation(database, config, reason=reason, dry_run=dry_run)
+        run_id, status = result.run_id, result.status
+    _print_run(database, run_id, as_json)
+    raise typer.Exit(STATUS_EXIT[status])
+
+
+def _queued_run(bot: str, account: str, reason: str, dry_run: bool, wait: float) -> tuple[int, str]:
+    """Send a run to the workers and wait for its last run; Celery is imported only when it is used."""
+    from workers.celery import app as celery_app  # noqa: PLC0415 - importing it reads RECON_* and the fleet
+    from workers.schedule import RECONCILE_TASK  # noqa: PLC0415
+
+    pending = celery_app.send_task(RECONCILE_TASK, args=[bot, account, reason, dry_run])
+    try:
+        outcome = pending.get(timeout=wait, propagate=True)
+    except TimeoutError as error:
+        raise RetryLater(f"no worker finished the run within {wait:.0f} s (task {pending.id})") from error
+    if not outcome["runs"]:
+        raise RetryLater("another worker holds the account; it will run once more before releasing it")
+    last = outcome["runs"][-1]
+    return int(last["run_id"]), str(last["status"])
 
 
 def _print_run(database: Database, run_id: int, as_json: bool) -> None:
@@ -346,6 +372,42 @@ def db_upgrade(ctx: typer.Context) -> None:
     database = Database(_options(ctx).database_url())
     upgrade(database.engine)
     console.print(f"database {database.url} is at the newest schema")
+
+
+@app.command()
+def schedule(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Beat's entries from the fleet file: one reconciliation per bot and account at its interval."""
+    entries = beat_schedule(_options(ctx).fleet())
+    if as_json:
+        report.print_json(
+            console,
+            [
+                {"name": name, "task": e["task"], "every_seconds": e["schedule"], "args": list(e["args"]),
+                 "queue": e["options"]["queue"], "expires_seconds": e["options"]["expires"]}
+                for name, e in entries.items()
+            ],
+        )  # fmt: skip
+        return
+    table = Table("entry", "every (s)", "queue", "expires (s)", box=None)
+    for name, e in entries.items():
+        table.add_row(name, f"{e['schedule']:g}", e["options"]["queue"], f"{e['options']['expires']:g}")
+    console.print(table)
+
+
+@app.command()
+def trigger(
+    ctx: typer.Context,
+    bot: BotArg,
+    account: AccountArg,
+    reason: Annotated[str, typer.Option(help="large_fill, startup, manual or schedule.")] = "manual",
+) -> None:
+    """Ask the workers for a run of the account (coalesced with any request already queued)."""
+    from workers.bot_client import BotClient  # noqa: PLC0415 - imports Celery, which only this command needs
+
+    options = _options(ctx)
+    settings = Settings(fleet=str(options.fleet_path()), database_url=options.database_url())
+    queued = BotClient(settings).request_reconciliation(bot, account, reason)
+    console.print(f"{bot}/{account}: " + ("run queued" if queued else "a run is already queued; this request joins it"))
 
 
 @app.command("backfill")

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from models import history, ledger
 from models.apply import apply_run
 from models.database import Database
 from models.venue_orders import record_order_outcomes
-from reconciliation.errors import ReconError, StaleRun
+from reconciliation.errors import ReconError, RetryLater, StaleRun
 from reconciliation.plan import CancelOrder, PlaceOrder, plan
 from venues.base import Venue, resolve_missing_orders
 from workers.connect import open_venue
@@ -35,11 +35,17 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class RunResult:
-    """How a run ended: its id, status, and the error when it failed."""
+    """How a run ended: its id, status, and the error when it failed.
+
+    ``retryable`` says the failure was transient (the venue unavailable or rate-limited), and
+    ``retry_after`` how long the venue asked to wait, when it said.
+    """
 
     run_id: int
     status: str
     error: str | None = None
+    retryable: bool = False
+    retry_after: float | None = None
 
 
 def reconcile(
@@ -82,7 +88,8 @@ def _carry_out(
             pending = ledger.live_orders(session, account_id)
         snapshot = resolve_missing_orders(venue, snapshot, pending)
     except ReconError as error:
-        return _fail(database, start.run_id, f"fetch failed: {error}", clock, context)
+        failed = _fail(database, start.run_id, f"fetch failed: {error}", clock, context)
+        return replace(failed, retryable=isinstance(error, RetryLater), retry_after=getattr(error, "retry_after", None))
     with database.sessions() as session:
         books, _ = ledger.load_books(session, account_id, [f.fill_id for f in snapshot.fills])
     now = clock()

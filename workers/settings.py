@@ -1,16 +1,46 @@
-"""Process settings from the environment (``RECON_*``), one object for the CLI and the workers."""
+"""Process settings from the environment (``RECON_*``), one object for the CLI, the workers and beat.
+
+The time limits must nest, or long tasks are redelivered and run twice: soft limit < hard limit < lock TTL
+< Redis visibility timeout, and the visibility timeout exceeds the hard limit plus the longest retry delay.
+"""
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.database import DEFAULT_URL
 
 
 class Settings(BaseSettings):
-    """``RECON_DATABASE_URL`` (default ``sqlite:///recon.db``) and ``RECON_FLEET`` (a fleet file path)."""
+    """Everything a process needs to know that is not in the fleet file."""
 
     model_config = SettingsConfigDict(env_prefix="RECON_", extra="ignore")
 
     database_url: str = DEFAULT_URL
     fleet: str | None = None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    task_soft_time_limit: int = 240
+    task_time_limit: int = 300
+    lock_ttl: int = 360
+    visibility_timeout: int = 3600
+    retry_max: int = 5
+    retry_backoff_max: int = 600
+    coalesce_seconds: int = 5
+    result_expires: int = 3600
+    events_maxlen: int = 10_000
+    alert_webhook_url: str | None = None
+    log_format: Literal["text", "json"] = "text"
+
+    @model_validator(mode="after")
+    def _limits_nest(self) -> Settings:
+        if not self.task_soft_time_limit < self.task_time_limit < self.lock_ttl < self.visibility_timeout:
+            raise ValueError(
+                "time limits must nest: RECON_TASK_SOFT_TIME_LIMIT < RECON_TASK_TIME_LIMIT < RECON_LOCK_TTL "
+                "< RECON_VISIBILITY_TIMEOUT"
+            )
+        if self.visibility_timeout <= self.task_time_limit + self.retry_backoff_max:
+            raise ValueError("RECON_VISIBILITY_TIMEOUT must exceed RECON_TASK_TIME_LIMIT + RECON_RETRY_BACKOFF_MAX")
+        return self

@@ -1,0 +1,79 @@
+"""What bots import: ask for a reconciliation, read the halt flag, restore positions at start-up.
+
+    from workers.bot_client import BotClient
+    client = BotClient()                               # settings from RECON_* (Redis, database, fleet)
+    client.request_reconciliation("lxalgo", "live", reason="large_fill")
+    if client.is_halted("lxalgo", "live"): ...
+    positions = client.last_positions("lxalgo", "live")  # {"linear:BTCUSDT:0": {"qty": "0.5", ...}}
+
+Requests are sent by task name (bots never import the tasks) and coalesce: any number of requests for one
+account within ``RECON_COALESCE_SECONDS`` queue one run.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from celery import Celery
+
+from models import ledger
+from models.history import RUN_REASONS
+from reconciliation.errors import FixConfiguration
+from workers.celery import create_app, fleet_of
+from workers.runner import account_key
+from workers.runtime import database_for, redis_for
+from workers.schedule import RECONCILE_TASK, queue_for
+from workers.settings import Settings
+
+
+class BotClient:
+    """A bot's view of reconciliation, over Redis and the database."""
+
+    def __init__(self, settings: Settings | None = None, app: Celery | None = None) -> None:
+        self.settings = settings or Settings()
+        self.app = app or create_app(self.settings)
+        self.redis = redis_for(self.settings.redis_url)
+
+    def request_reconciliation(self, bot: str, account: str, reason: str = "large_fill") -> bool:
+        """Queue a run of the account unless one is already queued; True when this call queued it."""
+        if reason not in RUN_REASONS:
+            raise FixConfiguration(f"unknown reason {reason!r}: use one of {', '.join(RUN_REASONS)}")
+        fleet = fleet_of(self.settings)
+        if fleet is None:
+            raise FixConfiguration("no fleet file: set RECON_FLEET")
+        config = fleet.account(bot, account)
+        key = account_key(bot, account)
+        if not self.redis.set(f"{key}:pending", reason, nx=True, ex=self.settings.coalesce_seconds):
+            # A run is queued or running: make sure whoever holds the account runs once more.
+            self.redis.set(f"{key}:dirty", reason, ex=self.settings.lock_ttl)
+            return False
+        self.app.send_task(RECONCILE_TASK, args=[bot, account, reason], queue=queue_for(config))
+        return True
+
+    def is_halted(self, bot: str, account: str) -> bool:
+        """True when reconciliation or an operator halted the account: open no new risk."""
+        database = database_for(self.settings.database_url)
+        with database.sessions() as session:
+            return ledger.find_account(session, bot, account).halted
+
+    def last_positions(self, bot: str, account: str) -> dict[str, dict[str, Any]]:
+        """The positions of the last committed run, per instrument key (amounts as decimal strings)."""
+        cache: dict[bytes, bytes] = self.redis.hgetall(f"{account_key(bot, account)}:positions")  # type: ignore[assignment]
+        return {key.decode(): json.loads(value) for key, value in cache.items()}
+
+
+def request_reconciliation(bot: str, account: str, reason: str = "large_fill") -> bool:
+    """``BotClient().request_reconciliation`` with settings from the environment."""
+    return _default_client().request_reconciliation(bot, account, reason)
+
+
+def is_halted(bot: str, account: str) -> bool:
+    """``BotClient().is_halted`` with settings from the environment."""
+    return _default_client().is_halted(bot, account)
+
+
+@cache
+def _default_client() -> BotClient:
+    return BotClient()

@@ -1,0 +1,67 @@
+"""The Celery app: ``celery -A workers worker|beat|flower`` finds it here as ``workers.celery:app``.
+
+Configured from one settings object (``RECON_*``): Redis as message broker, small expiring results, late
+acks with reject-on-worker-lost and prefetch 1 so no work is lost, nested time limits, a queue per venue, and
+beat's schedule from the fleet file. Tasks live in ``tasks`` and are included by name only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from celery import Celery
+from kombu.entity import Queue
+
+from reconciliation.errors import FixConfiguration
+from workers.fleet import Fleet, load_fleet
+from workers.schedule import QUEUES, beat_schedule
+from workers.settings import Settings
+
+
+def fleet_of(settings: Settings) -> Fleet | None:
+    """The fleet file the settings name (else ./fleet.toml), or None when there is none."""
+    path = Path(settings.fleet) if settings.fleet else Path("fleet.toml")
+    return load_fleet(path) if path.exists() else None
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    """A Celery app for ``settings`` (default: from the environment)."""
+    settings = settings or Settings()
+    app = Celery("recon", broker=settings.redis_url, backend=settings.redis_url, include=["tasks.reconcile"])
+    transport = {"visibility_timeout": settings.visibility_timeout}
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.task_soft_time_limit,
+        task_time_limit=settings.task_time_limit,
+        broker_transport_options=transport,
+        result_backend_transport_options=transport,
+        result_expires=settings.result_expires,
+        result_extended=False,
+        task_default_queue="recon.default",
+        task_queues=[Queue(name) for name in QUEUES],
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        enable_utc=True,
+        broker_connection_retry_on_startup=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+    )
+    app.conf.recon_settings = settings
+    fleet = fleet_of(settings)
+    app.conf.beat_schedule = beat_schedule(fleet) if fleet else {}
+    return app
+
+
+def settings_of(app: Celery) -> Settings:
+    """The settings an app was created with."""
+    settings = app.conf.get("recon_settings")
+    if not isinstance(settings, Settings):
+        raise FixConfiguration("this Celery app was not created by workers.celery.create_app")
+    return settings
+
+
+app = create_app()

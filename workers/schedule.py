@@ -1,0 +1,34 @@
+"""Beat's schedule: one entry per (bot, account) of the fleet file, on the venue's queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workers.fleet import AccountConfig, Fleet
+
+QUEUES = ("recon.default", "recon.sim", "recon.bybit", "recon.alpaca")
+RECONCILE_TASK = "recon.reconcile"
+
+
+def queue_for(config: AccountConfig) -> str:
+    """Each venue has its own queue, so a slow or rate-limited venue does not starve the others."""
+    queue = f"recon.{config.venue}"
+    return queue if queue in QUEUES else "recon.default"
+
+
+def entry_name(config: AccountConfig) -> str:
+    """``reconcile:<bot>:<account>``."""
+    return f"reconcile:{config.bot}:{config.account}"
+
+
+def beat_schedule(fleet: Fleet) -> dict[str, dict[str, Any]]:
+    """Beat entries at each account's interval; a run not started within 90 % of it expires instead of piling up."""
+    return {
+        entry_name(config): {
+            "task": RECONCILE_TASK,
+            "schedule": float(config.interval_seconds),
+            "args": (config.bot, config.account, "schedule"),
+            "options": {"queue": queue_for(config), "expires": config.interval_seconds * 0.9},
+        }
+        for config in fleet.accounts
+    }
