@@ -64,3 +64,8 @@ def backoff(retries: int, retry_after: float | None, cap: int) -> float:
     """Seconds before the next attempt: exponential with full jitter, capped, at least what the venue asked."""
     ceiling = min(float(cap), BACKOFF_BASE_SECONDS * 2**retries)
     return max(retry_after or 0.0, random.uniform(ceiling / 2, ceiling))
+
+
+@shared_task(name="recon.noop")
+def noop() -> None:
+    """Does nothing: the benchmark's measure of Celery's own cost per task."""
