@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
@@ -96,11 +96,14 @@ class Alert(Base):
     """Something people or bots must hear about, e.g. an account halted by reconciliation."""
 
     __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("account_id", "run_id", "kind", "subject"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
     kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(256), default="account")
     severity: Mapped[str] = mapped_column(String(16))
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

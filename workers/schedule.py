@@ -21,9 +21,13 @@ def entry_name(config: AccountConfig) -> str:
     return f"reconcile:{config.bot}:{config.account}"
 
 
+STALENESS_EVERY_SECONDS = 60.0
+
+
 def beat_schedule(fleet: Fleet) -> dict[str, dict[str, Any]]:
-    """Beat entries at each account's interval; a run not started within 90 % of it expires instead of piling up."""
-    return {
+    """Beat entries at each account's interval (a run not started within 90 % of it expires instead of piling
+    up), and the staleness check every minute."""
+    entries: dict[str, dict[str, Any]] = {
         entry_name(config): {
             "task": RECONCILE_TASK,
             "schedule": float(config.interval_seconds),
@@ -32,3 +36,10 @@ def beat_schedule(fleet: Fleet) -> dict[str, dict[str, Any]]:
         }
         for config in fleet.accounts
     }
+    entries["staleness"] = {
+        "task": "recon.staleness",
+        "schedule": STALENESS_EVERY_SECONDS,
+        "args": (),
+        "options": {"queue": "recon.default", "expires": STALENESS_EVERY_SECONDS * 0.9},
+    }
+    return entries

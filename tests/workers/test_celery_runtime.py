@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +20,17 @@ from redis import Redis
 from sqlalchemy import func, select
 
 import tasks.reconcile  # noqa: F401 - registers the tasks on the test app
-from models import Fill, Run, history
+from models import Alert, Fill, Run, history
 from models.database import Database
 from reconciliation.values import Snapshot
 from venues.sim import SimVenue
+from workers.alerts import raise_staleness_alerts
 from workers.books import BooksClient
 from workers.bot_client import BotClient
 from workers.celery import create_app
 from workers.demo import seed_books
 from workers.fleet import load_fleet
+from workers.orchestrator import reconcile
 from workers.runner import account_key, run_exclusively
 from workers.schedule import QUEUES, RECONCILE_TASK
 from workers.settings import Settings
@@ -76,7 +81,7 @@ def runs_of(settings: Settings, bot: str, account: str) -> list[history.RunLine]
 
 
 def test_beat_has_one_entry_per_bot_and_account_of_the_example_fleet(app: Celery) -> None:
-    schedule = app.conf.beat_schedule
+    schedule = {name: entry for name, entry in app.conf.beat_schedule.items() if name.startswith("reconcile:")}
 
     assert sorted(schedule) == sorted(
         f"reconcile:{bot}:{account}" for bot in ("lxalgo", "momentum", "shortseller") for account in ("paper", "live")
@@ -188,3 +193,96 @@ def _wait_until_idle(redis: Redis, settings: Settings, bot: str, account: str) -
             return
         time.sleep(0.1)
     raise AssertionError(f"{bot}/{account}: the worker was still busy after {TIMEOUT} s")
+
+
+class Webhook:
+    """A local HTTP server that records the JSON bodies POSTed to it."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        received = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    yield hook
+    hook.server.shutdown()
+
+
+def alerts_of(settings: Settings) -> list[tuple[str, str, str, bool]]:
+    database = Database(settings.database_url)
+    with database.sessions() as session:
+        rows = [(a.kind, a.subject, a.severity, a.delivered_at is not None) for a in session.scalars(select(Alert))]
+    database.dispose()
+    return sorted(rows)
+
+
+def test_a_committed_run_chains_its_alerts_to_the_log_and_the_webhook_once_per_break(
+    settings: Settings, webhook: Webhook, redis: Redis
+) -> None:
+    app = create_app(settings.model_copy(update={"alert_webhook_url": webhook.url}))
+    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, queues=list(QUEUES),
+                      loglevel="WARNING", shutdown_timeout=30):  # fmt: skip
+        for _ in range(2):  # NVDA (opened by hand) persists: warned in both runs
+            app.send_task(RECONCILE_TASK, args=["momentum", "live", "manual"], queue="recon.sim").get(timeout=TIMEOUT)
+            _wait_until(lambda: alerts_of(settings) and all(delivered for *_, delivered in alerts_of(settings)))
+
+    opened = [a for a in alerts_of(settings) if a[0] == "break_opened"]
+    assert [subject for _, subject, _, _ in opened].count("position:us_equity:NVDA:0") == 1
+    assert ("break_resolved", "position:us_equity:AAPL:0", "info", True) in alerts_of(settings)
+    texts = "\n".join(body["text"] for body in webhook.bodies)
+    assert "momentum/live break_opened" in texts and "NVDA" in texts
+    assert texts.count("us_equity:NVDA:0") == 1
+
+
+def test_a_follow_up_that_fails_for_good_is_recorded_as_an_alert(settings: Settings, redis: Redis) -> None:
+    unreachable = settings.model_copy(update={"alert_webhook_url": "http://127.0.0.1:9/nowhere", "retry_max": 0})
+    app = create_app(unreachable)
+    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, queues=list(QUEUES),
+                      loglevel="CRITICAL", shutdown_timeout=30):  # fmt: skip
+        app.send_task(RECONCILE_TASK, args=["lxalgo", "paper", "manual"], queue="recon.sim").get(timeout=TIMEOUT)
+        _wait_until(lambda: any(kind == "follow_up_failed" for kind, *_ in alerts_of(settings)))
+
+    [failure] = [a for a in alerts_of(settings) if a[0] == "follow_up_failed"]
+    assert failure[2] == "critical"
+
+
+def test_an_account_without_a_successful_run_for_three_intervals_raises_one_staleness_alert(
+    settings: Settings,
+) -> None:
+    fleet = load_fleet(Path(str(settings.fleet)))
+    database = Database(settings.database_url)
+    assert reconcile(database, fleet.account("lxalgo", "paper")).status == "resolved"
+    three_intervals_later = datetime.now(UTC) + timedelta(seconds=3 * 300 + 60)
+
+    first = raise_staleness_alerts(database, fleet, three_intervals_later)
+    again = raise_staleness_alerts(database, fleet, three_intervals_later + timedelta(minutes=1))
+    database.dispose()
+
+    assert (first, again) == (1, 0)  # accounts that never ran have nothing to be stale against
+    assert [(kind, severity) for kind, _, severity, _ in alerts_of(settings) if kind == "stale"] == [
+        ("stale", "critical")
+    ]
+
+
+def _wait_until(condition: Any) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"condition not met within {TIMEOUT} s")
