@@ -286,3 +286,39 @@ def _wait_until(condition: Any) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"condition not met within {TIMEOUT} s")
+
+
+def test_a_holder_whose_lock_expired_mid_run_cannot_write(settings: Settings, redis: Redis) -> None:
+    short = settings.model_copy(
+        update={"task_soft_time_limit": 1, "task_time_limit": 2, "lock_ttl": 3, "retry_backoff_max": 1,
+                "visibility_timeout": 10}
+    )  # fmt: skip
+    config = load_fleet(Path(str(settings.fleet))).account("lxalgo", "paper")
+    database = Database(settings.database_url)
+    takeover: list[Any] = []
+
+    class OutlivesItsLock:
+        """A fetch so slow that the lock expires and another worker takes the account meanwhile."""
+
+        name = "sim"
+
+        def fetch_snapshot(self, now: Any) -> Snapshot:
+            time.sleep(short.lock_ttl + 0.3)
+            takeover.append(run_exclusively(redis, database, config, short, "schedule"))
+            assert config.state_file is not None
+            return SimVenue(config.state_file).fetch_snapshot(now)
+
+        def lookup_order(self, order: Any) -> Any:
+            return SimVenue(config.state_file).lookup_order(order)  # type: ignore[arg-type]
+
+    stale = run_exclusively(redis, database, config, short, "manual", venue=OutlivesItsLock())  # type: ignore[arg-type]
+    with database.sessions() as session:
+        fills = session.scalar(select(func.count()).select_from(Fill))
+        distinct = session.scalar(select(func.count(func.distinct(Fill.fill_id))))
+    database.dispose()
+
+    [newer] = takeover[0].runs
+    assert newer.status == "resolved"
+    assert stale.runs[0].status == "failed" and "lost the account" in (stale.runs[0].error or "")
+    assert fills == distinct
+    assert BooksClient(Database(settings.database_url)).positions("lxalgo", "paper")[0].qty == 30
