@@ -36,6 +36,12 @@ def begin_run(session: Session, account_id: int, reason: str, dry_run: bool, now
         epoch = session.execute(
             update(Account).where(Account.id == account_id).values(epoch=Account.epoch + 1).returning(Account.epoch)
         ).scalar_one()
+        # Older real runs still marked running can no longer write (their epoch is gone): say what became of them.
+        session.execute(
+            update(Run)
+            .where(Run.account_id == account_id, Run.status == "running", Run.dry_run.is_(False))
+            .values(status="failed", error="interrupted: a newer run took the account", finished_at=now)
+        )
     run = Run(account_id=account_id, reason=reason, status="running", dry_run=dry_run, epoch=epoch, started_at=now)
     session.add(run)
     session.flush()

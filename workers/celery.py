@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from celery import Celery
-from kombu.entity import Queue
+from kombu.entity import Exchange, Queue
 
 from reconciliation.errors import FixConfiguration
 from workers.fleet import Fleet, load_fleet
@@ -28,7 +28,13 @@ def create_app(settings: Settings | None = None) -> Celery:
     """A Celery app for ``settings`` (default: from the environment)."""
     settings = settings or Settings()
     app = Celery("recon", broker=settings.redis_url, backend=settings.redis_url, include=["tasks.reconcile"])
-    transport = {"visibility_timeout": settings.visibility_timeout}
+    transport = {
+        "visibility_timeout": settings.visibility_timeout,
+        # kombu looks for messages of lost workers every interval x throttle seconds (100 s by default); a
+        # sweep is one cheap sorted-set range query, so look about four times per visibility timeout.
+        "unacked_restore_interval": max(1, min(60, settings.visibility_timeout // 4)),
+        "unacked_restore_throttle": 1,
+    }
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -40,7 +46,11 @@ def create_app(settings: Settings | None = None) -> Celery:
         result_expires=settings.result_expires,
         result_extended=False,
         task_default_queue="recon.default",
-        task_queues=[Queue(name) for name in QUEUES],
+        # Each queue has its own exchange and routing key: a message restored after a lost worker goes back to the
+        # queue it came from (with the default key it went to recon.default, which a venue's workers may not serve).
+        task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES],
+        task_default_exchange="recon.default",
+        task_default_routing_key="recon.default",
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
