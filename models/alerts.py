@@ -138,6 +138,11 @@ def stale_since(session: Session, account_id: int, window: timedelta, now: datet
     return None if already else reference
 
 
+def run_resolved_breaks(session: Session, run_id: int) -> bool:
+    """True when the run resolved at least one break."""
+    return bool(session.scalar(select(exists().where(Break.resolved_run_id == run_id))))
+
+
 def run_made_estimates(session: Session, run_id: int) -> bool:
     """True when the run closed lots at an estimated exit price (a backfill may replace it)."""
     return bool(

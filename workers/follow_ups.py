@@ -25,6 +25,8 @@ def follow_ups(database: Database, result: RunResult, dry_run: bool) -> list[str
     if dry_run or result.status == "failed":
         return []
     with database.sessions() as session:
+        if result.status == "in_sync":  # nothing opened or estimated; only a break that went away is news
+            return [ALERTS_TASK] if alerts.run_resolved_breaks(session, result.run_id) else []
         estimated = alerts.run_made_estimates(session, result.run_id)
     return [ALERTS_TASK, *([BACKFILL_TASK] if estimated else [])]
 
