@@ -14,6 +14,7 @@ from typing import Any
 
 from celery import Task, shared_task
 from celery.signals import setup_logging, worker_process_init
+from redis.exceptions import RedisError
 
 from reconciliation.errors import FixConfiguration, RetryLater
 from workers.alerts import alert_for_run, deliver, raise_staleness_alerts
@@ -58,8 +59,15 @@ def reconcile_account(
     if fleet is None:
         raise FixConfiguration("no fleet file: set RECON_FLEET")
     config = fleet.account(bot, account)
-    outcome = run_exclusively(redis_for(settings.redis_url), database_for(settings.database_url), config, settings,
-                              reason, dry_run)  # fmt: skip
+    try:
+        outcome = run_exclusively(redis_for(settings.redis_url), database_for(settings.database_url), config,
+                                  settings, reason, dry_run)  # fmt: skip
+    except (RetryLater, RedisError) as error:  # the database or Redis is briefly unavailable: try again later
+        if self.request.retries >= settings.retry_max:
+            raise
+        raise self.retry(
+            exc=error, countdown=backoff(self.request.retries, None, settings.retry_backoff_max)
+        ) from error
     database = database_for(settings.database_url)
     for result in outcome.runs:  # after the commit, with the run id only
         for follow_up in follow_ups(database, result, dry_run):

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 
 from redis import Redis
 from redis.exceptions import LockError
+from sqlalchemy.exc import OperationalError
 
 from models import ledger
 from models.database import Database
 from models.history import RUN_REASONS
-from reconciliation.errors import FixConfiguration
+from reconciliation.errors import FixConfiguration, RetryLater
 from reconciliation.values import plain
 from venues.base import Venue
 from workers.fleet import AccountConfig
@@ -79,7 +80,10 @@ def run_exclusively(
     try:
         for _ in range(MAX_ROUNDS):
             redis.delete(f"{key}:dirty")
-            result = reconcile(database, config, reason=reason, dry_run=dry_run, venue=venue)
+            try:
+                result = reconcile(database, config, reason=reason, dry_run=dry_run, venue=venue)
+            except OperationalError as error:  # Postgres unreachable: nothing was committed; try again later
+                raise RetryLater(f"database unavailable: {str(error.orig).strip().splitlines()[0]}") from error
             runs.append(result)
             if result.status != "failed" and not dry_run:
                 publish(redis, database, config, result, settings)

@@ -1,0 +1,126 @@
+"""Postgres briefly unreachable mid-cycle: the task retries on its own and the run completes once."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from redis import Redis
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+import tasks.reconcile  # noqa: F401 - registers the tasks on the test app
+from models import Run
+from models.database import Database
+from workers.books import BooksClient
+from workers.celery import create_app
+from workers.demo import seed_books
+from workers.fleet import load_fleet
+from workers.schedule import QUEUES, RECONCILE_TASK
+from workers.settings import Settings
+
+REDIS_URL = os.environ.get("RECON_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+class Proxy:
+    """A TCP proxy to Postgres that can be cut (every connection dropped, new ones refused) and restored."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open = True
+        self.refused = 0
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.open:
+                self.refused += 1
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target, timeout=5)
+            with self.lock:
+                self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                end.close()
+
+    def cut(self) -> None:
+        self.open = False
+        with self.lock:
+            for end in self.sockets:
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+            self.sockets.clear()
+
+    def restore(self) -> None:
+        self.open = True
+
+    def close(self) -> None:
+        self.listener.close()
+        self.cut()
+
+
+@pytest.fixture
+def proxy(postgres_url: str) -> Iterator[Proxy]:
+    url = make_url(postgres_url)
+    relay = Proxy(url.host or "127.0.0.1", url.port or 5432)
+    yield relay
+    relay.close()
+
+
+def test_postgres_unreachable_for_a_moment_is_survived_without_manual_action(
+    proxy: Proxy, postgres_url: str, example_fleet: Path
+) -> None:
+    database = Database(postgres_url)
+    config = load_fleet(example_fleet).account("lxalgo", "paper")
+    seed_books(BooksClient(database), config, example_fleet.parent / "books" / "lxalgo_paper.json")
+    redis = Redis.from_url(REDIS_URL)
+    redis.flushdb()
+    through_proxy = make_url(postgres_url).set(port=proxy.port).render_as_string(hide_password=False)
+    settings = Settings(database_url=through_proxy, fleet=str(example_fleet), redis_url=REDIS_URL,
+                        retry_backoff_max=2, retry_max=10)  # fmt: skip
+    app = create_app(settings)
+    try:
+        with start_worker(app, pool="threads", concurrency=1, perform_ping_check=False, queues=list(QUEUES),
+                          loglevel="CRITICAL", shutdown_timeout=30):  # fmt: skip
+            proxy.cut()
+            pending = app.send_task(RECONCILE_TASK, args=["lxalgo", "paper", "manual"], queue="recon.sim")
+            deadline = time.monotonic() + 30
+            while proxy.refused == 0 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(1.0)
+            proxy.restore()
+            outcome = pending.get(timeout=60)
+    finally:
+        redis.flushdb()
+
+    assert proxy.refused > 0  # the first attempt really met a database it could not reach
+    assert [run["status"] for run in outcome["runs"]] == ["resolved"]
+    with database.sessions() as session:
+        assert [(r.reason, r.status) for r in session.scalars(select(Run))] == [("manual", "resolved")]
+    database.dispose()
