@@ -1,10 +1,12 @@
-"""Postgres briefly unreachable mid-cycle: the task retries on its own and the run completes once."""
+"""Postgres briefly unreachable and Redis restarted mid-cycle: the runtime carries on without manual action."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 from celery.contrib.testing.worker import start_worker
 from redis import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
@@ -123,4 +126,63 @@ def test_postgres_unreachable_for_a_moment_is_survived_without_manual_action(
     assert [run["status"] for run in outcome["runs"]] == ["resolved"]
     with database.sessions() as session:
         assert [(r.reason, r.status) for r in session.scalars(select(Run))] == [("manual", "resolved")]
+    database.dispose()
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port, which the test may stop and start again."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed: the Redis restart test starts a private one")
+        self.binary = binary
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                Redis.from_url(self.url, socket_timeout=1).ping()
+                return
+            except RedisError:
+                time.sleep(0.05)
+        pytest.fail("the private redis-server did not start within 10 s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def test_redis_restarted_mid_cycle_is_survived_without_manual_action(postgres_url: str, example_fleet: Path) -> None:
+    database = Database(postgres_url)
+    config = load_fleet(example_fleet).account("lxalgo", "paper")
+    seed_books(BooksClient(database), config, example_fleet.parent / "books" / "lxalgo_paper.json")
+    redis = PrivateRedis()
+    redis.start()
+    app = create_app(Settings(database_url=postgres_url, fleet=str(example_fleet), redis_url=redis.url))
+    try:
+        with start_worker(app, pool="threads", concurrency=1, perform_ping_check=False, queues=list(QUEUES),
+                          loglevel="CRITICAL", shutdown_timeout=30):  # fmt: skip
+            before = app.send_task(RECONCILE_TASK, args=["lxalgo", "paper", "manual"], queue="recon.sim")
+            assert [r["status"] for r in before.get(timeout=60)["runs"]] == ["resolved"]
+            redis.stop()  # the broker, the result backend and the locks vanish (no persistence)
+            time.sleep(1.0)
+            redis.start()
+            after = app.send_task(RECONCILE_TASK, args=["lxalgo", "paper", "manual"], queue="recon.sim")
+            assert [r["status"] for r in after.get(timeout=60)["runs"]] == ["in_sync"]
+    finally:
+        redis.stop()
+
+    with database.sessions() as session:
+        assert [r.status for r in session.scalars(select(Run).order_by(Run.id))] == ["resolved", "in_sync"]
     database.dispose()
