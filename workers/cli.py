@@ -27,10 +27,10 @@ from workers.backfill import result_view as backfill_view
 from workers.books import BooksClient
 from workers.connect import open_venue
 from workers.demo import run_demo
-from workers.fleet import Fleet, load_fleet
+from workers.fleet import AccountConfig, Fleet, load_fleet
 from workers.orchestrator import reconcile as run_reconciliation
 from workers.orchestrator import utc_now
-from workers.schedule import beat_schedule
+from workers.schedule import RECONCILE_TASK, beat_schedule, queue_for
 from workers.settings import Settings
 
 EXIT_IN_SYNC, EXIT_DISCREPANCIES, EXIT_USAGE, EXIT_FAILED, EXIT_HALTED = 0, 1, 2, 3, 4
@@ -143,7 +143,7 @@ def reconcile(
     config = options.fleet().account(bot, account)
     database = options.database()
     if queue:
-        run_id, status = _queued_run(bot, account, reason, dry_run, wait)
+        run_id, status = _queued_run(options, config, reason, dry_run, wait)
     else:
         result = run_reconciliation(database, config, reason=reason, dry_run=dry_run)
         run_id, status = result.run_id, result.status
@@ -151,12 +151,14 @@ def reconcile(
     raise typer.Exit(STATUS_EXIT[status])
 
 
-def _queued_run(bot: str, account: str, reason: str, dry_run: bool, wait: float) -> tuple[int, str]:
-    """Send a run to the workers and wait for its last run; Celery is imported only when it is used."""
-    from workers.celery import app as celery_app  # noqa: PLC0415 - importing it reads RECON_* and the fleet
-    from workers.schedule import RECONCILE_TASK  # noqa: PLC0415
+def _queued_run(options: Options, config: AccountConfig, reason: str, dry_run: bool, wait: float) -> tuple[int, str]:
+    """Send a run to the workers (on the account's queue) and wait for its last run."""
+    from workers.celery import create_app  # noqa: PLC0415 - Celery is imported only by the commands that use it
 
-    pending = celery_app.send_task(RECONCILE_TASK, args=[bot, account, reason, dry_run])
+    settings = Settings(fleet=str(options.fleet_path()), database_url=options.database_url())
+    pending = create_app(settings).send_task(
+        RECONCILE_TASK, args=[config.bot, config.account, reason, dry_run], queue=queue_for(config)
+    )
     try:
         outcome = pending.get(timeout=wait, propagate=True)
     except TimeoutError as error:
