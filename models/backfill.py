@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -169,26 +169,9 @@ def _write(
     session.execute(
         ledger.insert_ignoring_duplicates(session, ledger.FILLS),
         [
-            {
-                "account_id": account_id,
-                "fill_id": f.fill_id,
-                "order_id": f.order_id,
-                "category": f.key.category,
-                "symbol": f.key.symbol,
-                "leg": f.key.leg,
-                "side": f.side.value,
-                "qty": f.qty,
-                "price": f.price,
-                "fee": f.fee,
-                "time": f.time,
-                "kind": f.kind.value,
-                "source": Source.BACKFILL.value,
-                "group_name": f.group,
-                "reason": EXIT_REASONS[f.kind],
-                "estimated": False,
-                "run_id": run_id,
-                "recorded_at": now,
-            }
+            ledger.fill_row(
+                account_id, replace(f, reason=EXIT_REASONS[f.kind], estimated=False), Source.BACKFILL, now, run_id
+            )
             for f in match.fills
         ],
     )

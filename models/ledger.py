@@ -229,32 +229,34 @@ def write_fills(
     return results
 
 
+def fill_row(account_id: int, fill: Fill, source: Source, now: datetime, run_id: int | None) -> dict[str, Any]:
+    """The ``fills`` row recording ``fill`` for the account."""
+    return {
+        "account_id": account_id,
+        "fill_id": fill.fill_id,
+        "order_id": fill.order_id,
+        "category": fill.key.category,
+        "symbol": fill.key.symbol,
+        "leg": fill.key.leg,
+        "side": fill.side.value,
+        "qty": fill.qty,
+        "price": fill.price,
+        "fee": fill.fee,
+        "time": fill.time,
+        "kind": fill.kind.value,
+        "source": source.value,
+        "group_name": fill.group,
+        "reason": fill.reason,
+        "estimated": fill.estimated,
+        "run_id": run_id,
+        "recorded_at": now,
+    }
+
+
 def _insert_fills(
     session: Session, account_id: int, fills: Sequence[tuple[Fill, Source]], now: datetime, run_id: int | None
 ) -> set[str]:
-    rows = [
-        {
-            "account_id": account_id,
-            "fill_id": f.fill_id,
-            "order_id": f.order_id,
-            "category": f.key.category,
-            "symbol": f.key.symbol,
-            "leg": f.key.leg,
-            "side": f.side.value,
-            "qty": f.qty,
-            "price": f.price,
-            "fee": f.fee,
-            "time": f.time,
-            "kind": f.kind.value,
-            "source": source.value,
-            "group_name": f.group,
-            "reason": f.reason,
-            "estimated": f.estimated,
-            "run_id": run_id,
-            "recorded_at": now,
-        }
-        for f, source in fills
-    ]
+    rows = [fill_row(account_id, f, source, now, run_id) for f, source in fills]
     # Core, not the ORM class: ORM bulk inserts start a new statement whenever the set of NULL columns changes.
     statement = insert_ignoring_duplicates(session, FILLS).returning(FILLS.c.fill_id)
     return set(session.execute(statement, rows).scalars())
