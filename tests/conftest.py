@@ -6,12 +6,14 @@ cannot be reached the whole run stops with a message saying so: database tests a
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -149,4 +151,22 @@ def example_fleet(tmp_path: Path) -> Path:
     return target / "fleet.toml"
 
 
-__all__ = ["Clock"]
+class SimState:
+    """A sim venue's state file that a test rewrites."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.set()
+
+    def set(self, positions: list[dict[str, Any]] | None = None, **rest: Any) -> None:
+        """Replace the venue's state: these positions, plus any other top-level keys (cash, fills, ...)."""
+        self.path.write_text(json.dumps({"positions": positions or [], **rest}))
+
+
+@pytest.fixture
+def venue(tmp_path: Path) -> SimState:
+    """A sim venue holding nothing."""
+    return SimState(tmp_path / "venue.json")
+
+
+__all__ = ["Clock", "SimState"]

@@ -29,7 +29,7 @@ from reconciliation.values import Fill, plain
 from venues.base import Venue
 from workers.connect import open_venue
 from workers.fleet import AccountConfig
-from workers.orchestrator import Clock, utc_now
+from workers.orchestrator import Clock, fail_quietly, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def backfill(
     try:
         return _carry_out(database, venue, account_id, start.run_id, dry_run, clock, context)
     except BaseException as error:
-        _fail_quietly(database, start.run_id, f"unexpected error: {type(error).__name__}: {error}", clock)
+        fail_quietly(database, start.run_id, f"unexpected error: {type(error).__name__}: {error}", clock)
         raise
 
 
@@ -119,15 +119,6 @@ def _carry_out(
         backfilled=len(applied.backfilled),
         not_found=tuple(NotFound(trade, why) for trade, why in applied.not_found),
     )
-
-
-def _fail_quietly(database: Database, run_id: int, message: str, clock: Clock) -> None:
-    """Best effort: mark the run failed after an unexpected error, without hiding that error."""
-    try:
-        with database.sessions.begin() as session:
-            history.fail_run(session, run_id, message, clock())
-    except Exception:  # the database may be the thing that failed; the original error is re-raised
-        log.exception("could not record backfill run %s as failed", run_id)
 
 
 def result_json(result: BackfillResult) -> dict[str, Any]:

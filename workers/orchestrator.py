@@ -68,7 +68,7 @@ def reconcile(
     try:
         return _carry_out(database, config, venue, account_id, start, dry_run, clock, context)
     except BaseException as error:
-        _fail_quietly(database, start.run_id, f"unexpected error: {type(error).__name__}: {error}", clock)
+        fail_quietly(database, start.run_id, f"unexpected error: {type(error).__name__}: {error}", clock)
         raise
 
 
@@ -125,7 +125,7 @@ def _fail(database: Database, run_id: int, message: str, clock: Clock, context: 
     return RunResult(run_id, "failed", message)
 
 
-def _fail_quietly(database: Database, run_id: int, message: str, clock: Clock) -> None:
+def fail_quietly(database: Database, run_id: int, message: str, clock: Clock) -> None:
     """Best effort: mark the run failed after an unexpected error, without hiding that error."""
     try:
         with database.sessions.begin() as session:

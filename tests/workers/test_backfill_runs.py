@@ -8,10 +8,8 @@ venue's history, as the venue reports them once it is asked, and backfills.
 from __future__ import annotations
 
 import io
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +24,7 @@ from reconciliation.errors import FixConfiguration, VenueUnavailable
 from reconciliation.policy import Policy, Rules, Strategy
 from reconciliation.values import Fill as VenueFill
 from tests.conftest import Clock
+from tests.conftest import SimState as Venue
 from venues.sim import SimVenue
 from workers import report
 from workers.backfill import BackfillResult, backfill, result_json, result_view
@@ -35,22 +34,6 @@ from workers.orchestrator import reconcile
 
 SYNC = Policy(minor=Strategy.SYNC_TO_BROKER, moderate=Strategy.SYNC_TO_BROKER, critical=Strategy.SYNC_TO_BROKER)
 ENTRY = "2026-11-01T00:00:00Z"
-
-
-class Venue:
-    """A sim venue whose state file the test rewrites."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.set()
-
-    def set(self, positions: list[dict[str, Any]] | None = None, **rest: Any) -> None:
-        self.path.write_text(json.dumps({"positions": positions or [], **rest}))
-
-
-@pytest.fixture
-def venue(tmp_path: Path) -> Venue:
-    return Venue(tmp_path / "venue.json")
 
 
 @pytest.fixture

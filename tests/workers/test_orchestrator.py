@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from reconciliation.plan import Outcome, Plan, plan
 from reconciliation.policy import Policy, Rules, Strategy
 from reconciliation.values import Snapshot
 from tests.conftest import Clock
+from tests.conftest import SimState as Venue
 from venues.sim import SimVenue
 from workers.books import BooksClient
 from workers.fleet import AccountConfig
@@ -25,23 +25,6 @@ from workers.orchestrator import reconcile
 SYNC = Policy(minor=Strategy.SYNC_TO_BROKER, moderate=Strategy.SYNC_TO_BROKER, critical=Strategy.SYNC_TO_BROKER)
 WARN = Policy(minor=Strategy.WARN_ONLY, moderate=Strategy.WARN_ONLY, critical=Strategy.WARN_ONLY)
 HALT = Policy(minor=Strategy.WARN_ONLY, moderate=Strategy.WARN_ONLY, critical=Strategy.HALT_AND_ALERT)
-
-
-class Venue:
-    """A sim venue whose state file the test rewrites."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.set()
-
-    def set(self, positions: list[dict[str, Any]] | None = None, **rest: Any) -> None:
-        self.path.write_text(json.dumps({"positions": positions or [], **rest}))
-
-
-@pytest.fixture
-def venue(tmp_path: Path) -> Venue:
-    """A sim venue holding nothing."""
-    return Venue(tmp_path / "venue.json")
 
 
 @pytest.fixture
