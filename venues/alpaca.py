@@ -1,9 +1,11 @@
 """Alpaca (trading API v2) through alpaca-py's ``TradingClient``, read as raw JSON and parsed with Decimal.
 
 alpaca-py sends requests without a timeout and sleeps 3 s before retrying a 429; our client subclass puts a
-timeout on every request and turns internal retries off, so the worker owns the retry policy. Raw data
-(``raw_data=True``) avoids the SDK's strict models, where one unknown enum value fails a whole listing.
-Crypto positions say ``BTCUSD`` while orders say ``BTC/USD``: both become ``BTCUSD``.
+timeout on every request and turns internal retries off, so the worker owns the retry policy. It refuses
+redirects too: alpaca-py does not follow them, but would read a redirect's body as the answer. Raw data
+(``raw_data=True``) avoids the SDK's strict models, where one unknown enum value fails a whole listing; every
+answer is checked at the edge (``venues.parsing``) instead. Crypto positions say ``BTCUSD`` while orders say
+``BTC/USD``: both become ``BTCUSD``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from reconciliation.errors import (
     RequestRejected,
     VenueUnavailable,
 )
+from reconciliation.limits import MAX_CATEGORY, MAX_CURRENCY, MAX_ID, MAX_SYMBOL
 from reconciliation.values import (
     ZERO,
     Cash,
@@ -42,11 +45,16 @@ from reconciliation.values import (
     VenuePosition,
     plain,
 )
-from venues import parsing
-from venues.credentials import Credentials
+from venues import http, parsing
+from venues.credentials import Credentials, Secret
+from venues.endpoints import ALPACA_URLS, Endpoint, alpaca_endpoint
+from venues.redaction import Redactor
 
-URLS = {"paper": "https://paper-api.alpaca.markets", "live": "https://api.alpaca.markets"}
-ORDER_PAGE, FILL_PAGE, MAX_PAGES = 500, 100, 10_000
+URLS = ALPACA_URLS
+ORDER_PAGE, FILL_PAGE = 500, 100
+#: Pages one listing may take (250 000 open orders, 50 000 fills in the lookback period).
+MAX_PAGES = 500
+MAX_MESSAGE = 300  # characters of a venue's error message repeated in ours
 OCC_SYMBOL = re.compile(r"^[A-Z]{1,6}\d{6}[CP]\d{8}$")
 CRYPTO_QUOTES = ("USD", "USDT", "USDC", "BTC")
 STATUSES = {
@@ -82,13 +90,19 @@ class AlpacaSettings:
     fill_lookback: timedelta = field(default=timedelta(days=7))
 
     @property
+    def endpoint(self) -> Endpoint:
+        """Where requests go (``base_url`` if set, else the environment's) and whether that is live."""
+        return alpaca_endpoint(self.environment, self.base_url)
+
+    @property
     def url(self) -> str:
         """The base URL: ``base_url`` if set, else the environment's."""
-        return (self.base_url or URLS[self.environment]).rstrip("/")
+        return self.endpoint.url
 
 
 class _BoundedClient(TradingClient):
-    """``TradingClient`` with a timeout on every request and no retries of its own."""
+    """``TradingClient`` with a timeout on every request, no retries and no redirects of its own, and the
+    credentials held as ``Secret`` (so neither its repr nor ``vars()`` shows them)."""
 
     def __init__(self, settings: AlpacaSettings) -> None:
         super().__init__(
@@ -101,6 +115,26 @@ class _BoundedClient(TradingClient):
         self._timeout = settings.timeout_seconds
         self._retry = 0  # no internal retry loop: a 429 raises at once
         self._session.trust_env = False
+        http.refuse_redirects(self._session, "alpaca")
+
+    @property  # the SDK sets a plain attribute; this keeps it as a Secret
+    def _api_key(self) -> str:
+        return self._key.reveal()
+
+    @_api_key.setter
+    def _api_key(self, value: str) -> None:
+        self._key = Secret(value)
+
+    @property
+    def _secret_key(self) -> str:
+        return self._secret.reveal()
+
+    @_secret_key.setter
+    def _secret_key(self, value: str) -> None:
+        self._secret = Secret(value)
+
+    def __repr__(self) -> str:
+        return f"<alpaca-py client for {self._base_url}, credentials ***>"
 
     def _one_request(self, method: str, url: str, opts: dict[str, Any], retry: int) -> Any:
         return super()._one_request(method, url, {**opts, "timeout": self._timeout}, 0)
@@ -114,38 +148,45 @@ class AlpacaVenue:
     def __init__(self, settings: AlpacaSettings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.clock = clock
-        self.client = _BoundedClient(settings)
+        self._redactor = Redactor(settings.credentials)
+        self._client = _BoundedClient(settings)
         self.asset_classes: dict[str, str] = {}  # fills do not say it: learnt from positions and orders
 
     def describe(self) -> str:
         """Environment and URL."""
         return f"alpaca {self.settings.environment} at {self.settings.url}"
 
+    def __repr__(self) -> str:
+        return f"<AlpacaVenue {self.describe()}>"
+
     def fetch_snapshot(self, now: datetime) -> Snapshot:
         """Every position, the account's cash, open orders and the fills of the lookback period."""
-        account = self._call(self.client.get_account)
-        cash = Cash(
-            parsing.text(account, "currency", "alpaca account"), parsing.decimal(account, "cash", "alpaca account")
-        )
-        rows = parsing.items(self._call(self.client.get_all_positions), "alpaca positions")
-        positions = tuple(_position(row, f"alpaca positions[{i}]") for i, row in enumerate(rows))
-        open_orders = self._open_orders()
-        self.asset_classes.update({p.key.symbol: p.key.category for p in positions})
-        self.asset_classes.update({o.key.symbol: o.key.category for o in open_orders})
-        return Snapshot(
-            as_of=now,
-            positions=tuple(p for p in positions if p.qty != ZERO),
-            cash=cash,
-            open_orders=open_orders,
-            fills=self.fills_between(now - self.settings.fill_lookback, now),
-        )
+        with self._redactor.scrubbed():
+            account = self._call(self._client.get_account)
+            cash = Cash(
+                parsing.text(account, "currency", "alpaca account", MAX_CURRENCY),
+                parsing.decimal(account, "cash", "alpaca account"),
+            )
+            rows = parsing.items(self._call(self._client.get_all_positions), "alpaca positions")
+            positions = tuple(_position(row, f"alpaca positions[{i}]") for i, row in enumerate(rows))
+            parsing.refuse_duplicates((p.key for p in positions), "alpaca positions", "instrument")
+            open_orders = self._open_orders()
+            self.asset_classes.update({p.key.symbol: p.key.category for p in positions})
+            self.asset_classes.update({o.key.symbol: o.key.category for o in open_orders})
+            return Snapshot(
+                as_of=now,
+                positions=tuple(p for p in positions if p.qty != ZERO),
+                cash=cash,
+                open_orders=open_orders,
+                fills=self.fills_between(now - self.settings.fill_lookback, now),
+            )
 
     def _open_orders(self) -> tuple[Order, ...]:
         """Open orders, oldest first, a page of 500 at a time.
 
         Alpaca pages orders by time only and ``after`` excludes its boundary, so each page starts a
-        millisecond before the last order seen; orders are kept by id. A full page adding none cannot be paged
-        past by time, so the listing fails rather than end incomplete.
+        millisecond before the last order seen; orders are kept by id (one page naming an id twice is refused).
+        A full page adding none cannot be paged past by time, so the listing fails rather than end incomplete.
         """
         orders: dict[str, Order] = {}
         after: str | None = None
@@ -153,11 +194,11 @@ class AlpacaVenue:
             query: dict[str, Any] = {"status": "open", "limit": ORDER_PAGE, "direction": "asc", "nested": "false"}
             if after:
                 query["after"] = after
-            page = parsing.items(self._get("/orders", query), "alpaca orders")
+            page = _page(self._get("/orders", query), "alpaca orders", ORDER_PAGE)
+            parsed = [_order(row, f"alpaca orders[{index}]") for index, row in enumerate(page)]
+            parsing.refuse_duplicates((o.venue_order_id for o in parsed), "alpaca orders", "order id")
             before = len(orders)
-            for index, row in enumerate(page):
-                order = _order(row, f"alpaca orders[{index}]")
-                orders[str(order.venue_order_id)] = order
+            orders.update((str(order.venue_order_id), order) for order in parsed)
             if len(page) < ORDER_PAGE:
                 return tuple(orders.values())
             if len(orders) == before:  # a full page within one millisecond: paging by time cannot go past it
@@ -167,44 +208,54 @@ class AlpacaVenue:
         raise InvalidResponse(f"alpaca orders: more than {MAX_PAGES} pages")
 
     def fills_between(self, start: datetime, end: datetime) -> tuple[Fill, ...]:
-        """FILL activities from ``start`` to ``end``, paged with ``page_token``, oldest first."""
-        fills: dict[str, Fill] = {}
-        token: str | None = None
-        for _ in range(MAX_PAGES):
-            query: dict[str, Any] = {
-                "page_size": FILL_PAGE,
-                "direction": "asc",
-                "after": start.isoformat(),
-                "until": end.isoformat(),
-            }
-            if token:
-                query["page_token"] = token
-            page = parsing.items(self._get("/account/activities/FILL", query), "alpaca fills")
-            for index, row in enumerate(page):
-                fill = _fill(row, f"alpaca fills[{index}]", self.asset_classes)
-                fills[fill.fill_id] = fill
-            if len(page) < FILL_PAGE:
-                return tuple(sorted(fills.values(), key=lambda f: (f.time, f.fill_id)))
-            token = parsing.text(page[-1], "id", f"alpaca fills[{len(page) - 1}]")
-        raise InvalidResponse(f"alpaca fills: more than {MAX_PAGES} pages")
+        """FILL activities from ``start`` to ``end``, paged with ``page_token``, oldest first.
+
+        A page token that comes back, or a full page adding no fill, is refused: the listing would never end.
+        """
+        with self._redactor.scrubbed():
+            fills: dict[str, Fill] = {}
+            tokens: set[str] = set()
+            token: str | None = None
+            for _ in range(MAX_PAGES):
+                query: dict[str, Any] = {
+                    "page_size": FILL_PAGE,
+                    "direction": "asc",
+                    "after": start.isoformat(),
+                    "until": end.isoformat(),
+                }
+                if token:
+                    query["page_token"] = token
+                page = _page(self._get("/account/activities/FILL", query), "alpaca fills", FILL_PAGE)
+                before = len(fills)
+                for index, row in enumerate(page):
+                    fill = _fill(row, f"alpaca fills[{index}]", self.asset_classes)
+                    fills[fill.fill_id] = fill
+                if len(page) < FILL_PAGE:
+                    return tuple(sorted(fills.values(), key=lambda f: (f.time, f.fill_id)))
+                token = parsing.text(page[-1], "id", f"alpaca fills[{len(page) - 1}]", MAX_ID)
+                if len(fills) == before or token in tokens:
+                    raise InvalidResponse(f"alpaca fills: page token {parsing.shown(token)} leads back to fills seen")
+                tokens.add(token)
+            raise InvalidResponse(f"alpaca fills: more than {MAX_PAGES} pages")
 
     def lookup_order(self, order: Order) -> OrderLookup:
         """The order by client order id (else venue id) and its fills; None when Alpaca does not know it."""
-        try:
-            if order.client_order_id:
-                row = self._get("/orders:by_client_order_id", {"client_order_id": order.client_order_id})
-            else:
-                row = self._get(f"/orders/{order.venue_order_id}", None)
-        except RequestRejected as error:
-            if isinstance(error.__cause__, APIError) and error.__cause__.status_code == 404:
-                return OrderLookup(None)
-            raise
-        found = _order(row, "alpaca order")
-        if found.status not in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED, OrderStatus.CANCELLED):
-            return OrderLookup(found)
-        created = parsing.iso_time(row, "created_at", "alpaca order")
-        fills = self.fills_between(created - timedelta(minutes=1), datetime.now(created.tzinfo))
-        return OrderLookup(found, tuple(f for f in fills if f.order_id == found.venue_order_id))
+        with self._redactor.scrubbed():
+            try:
+                if order.client_order_id:
+                    row = self._get("/orders:by_client_order_id", {"client_order_id": order.client_order_id})
+                else:
+                    row = self._get(f"/orders/{order.venue_order_id}", None)
+            except RequestRejected as error:
+                if isinstance(error.__cause__, APIError) and error.__cause__.status_code == 404:
+                    return OrderLookup(None)
+                raise
+            found = _order(row, "alpaca order")
+            if found.status not in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED, OrderStatus.CANCELLED):
+                return OrderLookup(found)
+            created = parsing.iso_time(row, "created_at", "alpaca order")
+            fills = self.fills_between(created - timedelta(minutes=1), datetime.now(created.tzinfo))
+            return OrderLookup(found, tuple(f for f in fills if f.order_id == found.venue_order_id))
 
     def place_order(self, key: InstrumentKey, side: Side, qty: Decimal, reduce_only: bool, client_order_id: str) -> str:
         """A market day order (reduce-only does not exist at Alpaca: the quantity is already bounded)."""
@@ -216,34 +267,45 @@ class AlpacaVenue:
             "time_in_force": "gtc" if key.category == "crypto" else "day",
             "client_order_id": client_order_id,
         }
-        row = self._call(lambda: self.client.post("/orders", body))
-        return parsing.text(row, "id", "alpaca order")
+        with self._redactor.scrubbed():
+            row = self._call(lambda: self._client.post("/orders", body))
+            return parsing.text(row, "id", "alpaca order", MAX_ID)
 
     def cancel_order(self, order: Order) -> None:
         """Cancel an open order by its venue id."""
         # client.delete, not cancel_order_by_id: that one raises a bare ValueError on an id that is not a UUID
-        self._call(lambda: self.client.delete(f"/orders/{order.venue_order_id}"))
+        with self._redactor.scrubbed():
+            self._call(lambda: self._client.delete(f"/orders/{order.venue_order_id}"))
 
     # --- the SDK boundary -------------------------------------------------------------------------------------
 
     def _get(self, path: str, query: dict[str, Any] | None) -> Any:
-        return self._call(lambda: self.client.get(path, query))
+        return self._call(lambda: self._client.get(path, query))
 
     def _call(self, method: Callable[[], Any]) -> Any:
+        """``method()``; whatever it raises becomes one of our errors, its cause emptied of the request."""
         try:
             return method()
+        except ReconError:  # a redirect refused by our own response hook
+            raise
         except APIError as error:
-            raise self._from_api_error(error) from error
+            translated = self._from_api_error(error)
+            raise translated from self._redactor.stripped(error)
         except requests.exceptions.Timeout as error:
-            raise VenueUnavailable(f"alpaca did not answer within {self.settings.timeout_seconds} s") from error
+            message = f"alpaca did not answer within {self.settings.timeout_seconds} s"
+            raise VenueUnavailable(message) from self._redactor.stripped(error)
         except requests.exceptions.JSONDecodeError as error:
-            raise InvalidResponse("alpaca answered with a body that is not JSON") from error
-        except requests.exceptions.RequestException as error:
-            raise VenueUnavailable(f"alpaca unreachable at {self.settings.url}: {type(error).__name__}") from error
+            raise InvalidResponse("alpaca answered with a body that is not JSON") from self._redactor.stripped(error)
+        except (requests.exceptions.RequestException, OSError) as error:
+            message = f"alpaca unreachable at {self.settings.url}: {type(error).__name__}"
+            raise VenueUnavailable(message) from self._redactor.stripped(error)
+        except Exception as error:  # alpaca-py failing on an answer it cannot read
+            message = f"alpaca answered with something alpaca-py cannot read ({type(error).__name__})"
+            raise InvalidResponse(message) from self._redactor.stripped(error)
 
     def _from_api_error(self, error: APIError) -> ReconError:
         status = error.status_code
-        message = f"alpaca HTTP {status}: {_message(error)}"
+        message = f"alpaca HTTP {status}: {self._redactor.text(_message(error))[:MAX_MESSAGE]}"
         if status in (401, 403):
             return AuthenticationFailed(message)
         if status == 429:
@@ -253,23 +315,26 @@ class AlpacaVenue:
         return RequestRejected(message)
 
 
+def _page(document: Any, where: str, limit: int) -> list[Any]:
+    rows = parsing.items(document, where)
+    if len(rows) > limit:
+        raise InvalidResponse(f"{where}: {len(rows)} rows where at most {limit} were asked for")
+    return rows
+
+
 def _message(error: APIError) -> str:
     """The error's message from its JSON body; the SDK's own accessor raises on a body that is not JSON."""
     body = str(error)
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return body[:200].strip() or "no message"
     return str(document.get("message", body[:200])) if isinstance(document, dict) else body[:200]
 
 
 def _retry_after(error: APIError) -> float | None:
     response = error.response
-    value = response.headers.get("Retry-After") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return http.retry_after(response.headers.get("Retry-After")) if response is not None else None
 
 
 def category_of(symbol: str, asset_class: str | None = None) -> str:
@@ -289,38 +354,47 @@ def normal_symbol(symbol: str) -> str:
 
 
 def _key(row: Any, where: str) -> InstrumentKey:
-    symbol = parsing.text(row, "symbol", where)
-    asset_class = row.get("asset_class") if isinstance(row, dict) else None
-    return InstrumentKey(category_of(symbol, asset_class), normal_symbol(symbol), 0)
+    symbol = parsing.text(row, "symbol", where, MAX_SYMBOL)
+    asset_class = parsing.optional_text(row, "asset_class", where, MAX_CATEGORY)
+    return InstrumentKey(category_of(symbol, asset_class), _normal(symbol, where), 0)
+
+
+def _normal(symbol: str, where: str) -> str:
+    normal = normal_symbol(symbol)
+    if not normal:
+        raise InvalidResponse(f"{where}.symbol: {parsing.shown(symbol)} names no instrument")
+    return normal
+
+
+def _side(row: Any, where: str) -> Side:
+    side = parsing.text(row, "side", where)
+    if side not in SIDES:
+        raise InvalidResponse(f"{where}.side: {parsing.shown(side)} is not buy, sell or sell_short")
+    return SIDES[side]
 
 
 def _position(row: Any, where: str) -> VenuePosition:
     qty = parsing.decimal(row, "qty", where)
     side = parsing.text(row, "side", where)
+    if side not in ("long", "short"):
+        raise InvalidResponse(f"{where}.side: {parsing.shown(side)} is not long or short")
     if (side == "short") != (qty < ZERO) and qty != ZERO:
         raise InvalidResponse(f"{where}.side: {side!r} does not match qty {qty}")
-    return VenuePosition(
-        _key(row, where),
-        qty,
-        parsing.decimal(row, "avg_entry_price", where),
-        parsing.optional_decimal(row, "current_price", where),
-    )
+    average = parsing.positive(row, "avg_entry_price", where) if qty != ZERO else ZERO
+    return VenuePosition(_key(row, where), qty, average, parsing.optional_price(row, "current_price", where))
 
 
 def _order(row: Any, where: str) -> Order:
     status = parsing.text(row, "status", where)
-    side = parsing.text(row, "side", where)
     if status not in STATUSES:
-        raise InvalidResponse(f"{where}.status: {status!r} is not an order status we know")
-    if side not in SIDES:
-        raise InvalidResponse(f"{where}.side: {side!r}")
+        raise InvalidResponse(f"{where}.status: {parsing.shown(status)} is not an order status we know")
     return Order(
-        client_order_id=row.get("client_order_id") or None,
-        venue_order_id=parsing.text(row, "id", where),
+        client_order_id=parsing.optional_text(row, "client_order_id", where, MAX_ID),
+        venue_order_id=parsing.text(row, "id", where, MAX_ID),
         key=_key(row, where),
-        side=SIDES[side],
+        side=_side(row, where),
         qty=_order_qty(row, where),
-        price=parsing.optional_decimal(row, "limit_price", where),
+        price=parsing.optional_price(row, "limit_price", where),
         status=STATUSES[status],
     )
 
@@ -328,22 +402,20 @@ def _order(row: Any, where: str) -> Order:
 def _order_qty(row: Any, where: str) -> Decimal:
     """An order's quantity; an order sized by notional (dollars) has none until it fills: what filled so far."""
     if isinstance(row, dict) and row.get("qty") is None and row.get("notional") is not None:
-        return parsing.optional_decimal(row, "filled_qty", where) or ZERO
-    return parsing.decimal(row, "qty", where)
+        return ZERO if row.get("filled_qty") in (None, "") else parsing.non_negative(row, "filled_qty", where)
+    return parsing.positive(row, "qty", where)
 
 
 def _fill(row: Any, where: str, asset_classes: dict[str, str]) -> Fill:
-    side = parsing.text(row, "side", where)
-    if side not in SIDES:
-        raise InvalidResponse(f"{where}.side: {side!r}")
-    raw_symbol = parsing.text(row, "symbol", where)
-    symbol = normal_symbol(raw_symbol)
+    side = _side(row, where)
+    raw_symbol = parsing.text(row, "symbol", where, MAX_SYMBOL)
+    symbol = _normal(raw_symbol, where)
     return Fill(
-        fill_id=parsing.text(row, "id", where),
+        fill_id=parsing.text(row, "id", where, MAX_ID),
         key=InstrumentKey(category_of(raw_symbol, asset_classes.get(symbol)), symbol, 0),
-        side=SIDES[side],
-        qty=parsing.decimal(row, "qty", where),
-        price=parsing.decimal(row, "price", where),
+        side=side,
+        qty=parsing.positive(row, "qty", where),
+        price=parsing.positive(row, "price", where),
         time=parsing.iso_time(row, "transaction_time", where),
-        order_id=row.get("order_id") or None,
+        order_id=parsing.optional_text(row, "order_id", where, MAX_ID),
     )

@@ -2,7 +2,9 @@
 
 pybit is bounded so that the worker owns the retry policy: one attempt per call (``max_retries=1``), no
 retry codes (a 10006 rate limit raises at once instead of sleeping inside the library), a timeout on
-every request, and no proxy variables for loopback URLs. Every SDK error becomes one of ours, cause kept.
+every request, no proxy variables for loopback URLs, and no redirects (credentials go to the configured URL
+only). Every SDK error becomes one of ours, its cause kept but emptied of the request; every answer is
+checked at the edge (``venues.parsing``), so whatever passes is something the books can hold.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from reconciliation.errors import (
     RequestRejected,
     VenueUnavailable,
 )
+from reconciliation.limits import MAX_ID, MAX_SYMBOL
 from reconciliation.values import (
     ZERO,
     Cash,
@@ -40,18 +43,29 @@ from reconciliation.values import (
     VenuePosition,
     plain,
 )
-from venues import parsing
-from venues.credentials import Credentials
+from venues import http, parsing
+from venues.credentials import Credentials, Secret
+from venues.endpoints import BYBIT_URLS, Endpoint, bybit_endpoint
+from venues.redaction import Redactor
 
-URLS = {
-    "mainnet": "https://api.bybit.com",
-    "testnet": "https://api-testnet.bybit.com",
-    "demo": "https://api-demo.bybit.com",
-}
+URLS = BYBIT_URLS
 POSITION_PAGE, ORDER_PAGE, EXECUTION_PAGE = 200, 50, 100
 EXECUTION_WINDOW = timedelta(days=7)
-MAX_PAGES = 10_000
-NEVER_RETRY = {-1}  # pybit replaces an empty set with its defaults (10002, 10006, ...), which it sleeps on
+#: Pages one listing may take (100 000 positions, 25 000 open orders, 50 000 executions per 7-day window).
+MAX_PAGES = 500
+#: Empty pages in a row that may still hand out a next cursor; one more and the listing is refused.
+MAX_EMPTY_PAGES = 2
+MAX_CURSOR = 1024
+MAX_MESSAGE = 300  # characters of a venue's error message repeated in ours
+
+
+class _NoCode:
+    """Equal to no retCode a venue can send (a number like -1 could be)."""
+
+
+#: pybit replaces an empty set with its own retry codes (10002, 10006, ...), on which it sleeps: give it one that
+#: matches nothing.
+NEVER_RETRY = frozenset({_NoCode()})
 AUTH_CODES = {10003, 10004, 10005, 10007, 10009, 10010, 33004}
 RATE_CODES = {10006, 10018}
 TRANSIENT_CODES = {10000, 10002, 10016, 10019}
@@ -62,6 +76,7 @@ KINDS = {
     "Delivery": FillKind.EXPIRY,
 }
 SIDES = {"Buy": Side.BUY, "Sell": Side.SELL}
+FLAT_SIDES = ("", "None")
 OPEN_STATUSES = {
     "New": OrderStatus.OPEN,
     "Untriggered": OrderStatus.OPEN,
@@ -91,9 +106,37 @@ class BybitSettings:
     fill_lookback: timedelta = field(default=timedelta(days=7))
 
     @property
+    def endpoint(self) -> Endpoint:
+        """Where requests go (``base_url`` if set, else the environment's) and whether that is live."""
+        return bybit_endpoint(self.environment, self.base_url)
+
+    @property
     def url(self) -> str:
         """The base URL: ``base_url`` if set, else the environment's."""
-        return (self.base_url or URLS[self.environment]).rstrip("/")
+        return self.endpoint.url
+
+
+class _Session(HTTP):  # type: ignore[misc]  # pybit ships no type information
+    """pybit's session with the credentials held as ``Secret`` (so neither its repr nor ``vars()`` shows them)."""
+
+    @property
+    def api_key(self) -> str:
+        return self._key.reveal()
+
+    @api_key.setter
+    def api_key(self, value: str) -> None:
+        self._key = Secret(value)
+
+    @property
+    def api_secret(self) -> str:
+        return self._secret.reveal()
+
+    @api_secret.setter
+    def api_secret(self, value: str) -> None:
+        self._secret = Secret(value)
+
+    def __repr__(self) -> str:
+        return f"<pybit session for {self.endpoint}, credentials ***>"
 
 
 class BybitVenue:
@@ -104,7 +147,8 @@ class BybitVenue:
     def __init__(self, settings: BybitSettings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.clock = clock
-        self.session = HTTP(
+        self._redactor = Redactor(settings.credentials)
+        self._session = _Session(
             api_key=settings.credentials.key.reveal(),
             api_secret=settings.credentials.secret.reveal(),
             max_retries=1,
@@ -112,28 +156,36 @@ class BybitVenue:
             timeout=settings.timeout_seconds,
             log_requests=False,
         )
-        self.session.endpoint = settings.url  # pybit reads it on every call; there is no constructor argument
-        self.session.client.trust_env = False  # no proxy variables: the URL is exactly the one configured
+        self._session.endpoint = settings.url  # pybit reads it on every call; there is no constructor argument
+        self._session.client.trust_env = False  # no proxy variables: the URL is exactly the one configured
+        self._session.logger = self._redactor.logger(self._session.logger)  # it logs error bodies at DEBUG
+        http.refuse_redirects(self._session.client, "bybit")
 
     def describe(self) -> str:
         """Environment and URL."""
         return f"bybit {self.settings.environment} at {self.settings.url}"
 
+    def __repr__(self) -> str:
+        return f"<BybitVenue {self.describe()}>"
+
     # --- reading ----------------------------------------------------------------------------------------------
 
     def fetch_snapshot(self, now: datetime) -> Snapshot:
         """Every position, the wallet, open orders and the fills of the lookback period, or an error."""
-        positions = [p for category in self.settings.categories for p in self._positions(category)]
-        orders = [o for category in self.settings.categories for o in self._open_orders(category)]
-        fills = self.fills_between(now - self.settings.fill_lookback, now)
-        return Snapshot(
-            as_of=now,
-            positions=tuple(p for p in positions if p.qty != ZERO),
-            cash=self._cash(),
-            open_orders=tuple(orders),
-            fills=fills,
-            marks={p.key: p.mark_price for p in positions if p.qty == ZERO and p.mark_price is not None},
-        )
+        with self._redactor.scrubbed():
+            rows = [p for category in self.settings.categories for p in self._positions(category)]
+            parsing.refuse_duplicates((p.key for p in rows), "bybit positions", "instrument")
+            orders = [o for category in self.settings.categories for o in self._open_orders(category)]
+            parsing.refuse_duplicates((o.venue_order_id for o in orders), "bybit open orders", "order id")
+            fills = self.fills_between(now - self.settings.fill_lookback, now)
+            return Snapshot(
+                as_of=now,
+                positions=tuple(p for p in rows if p.qty != ZERO),
+                cash=self._cash(),
+                open_orders=tuple(orders),
+                fills=fills,
+                marks={p.key: p.mark_price for p in rows if p.qty == ZERO and p.mark_price is not None},
+            )
 
     def _scopes(self, category: str) -> list[dict[str, str]]:
         """Linear and inverse positions and orders are asked per settle coin (Bybit requires one, or a symbol);
@@ -143,49 +195,53 @@ class BybitVenue:
         return [{}]
 
     def _positions(self, category: str) -> Iterator[VenuePosition]:
+        """Every position row of ``category``, flat legs included (their marks are exit price estimates)."""
         for scope in self._scopes(category):
             where = f"bybit position list ({category} {scope.get('settleCoin', '')})".replace(" )", ")")
-            for index, row in enumerate(self._paged(self.session.get_positions, where, POSITION_PAGE,
+            for index, row in enumerate(self._paged(self._session.get_positions, where, POSITION_PAGE,
                                                     category=category, **scope)):  # fmt: skip
-                position = _position(row, category, f"{where}[{index}]")
-                if position is not None:
-                    yield position
+                yield _position(row, category, f"{where}[{index}]")
 
     def _open_orders(self, category: str) -> Iterator[Order]:
         for scope in self._scopes(category):
             where = f"bybit open orders ({category})"
-            for index, row in enumerate(self._paged(self.session.get_open_orders, where, ORDER_PAGE,
+            for index, row in enumerate(self._paged(self._session.get_open_orders, where, ORDER_PAGE,
                                                     category=category, **scope)):  # fmt: skip
                 yield _order(row, category, f"{where}[{index}]", OPEN_STATUSES)
 
     def _cash(self) -> Cash:
         where = "bybit wallet balance"
-        result = self._result(self._call(self.session.get_wallet_balance, accountType="UNIFIED"), where)
+        result = self._result(self._call(self._session.get_wallet_balance, accountType="UNIFIED"), where)
         accounts = parsing.items(parsing.field(result, "list", where), f"{where}.list")
         if not accounts:
             raise InvalidResponse(f"{where}.list: empty")
         coins = parsing.items(parsing.field(accounts[0], "coin", f"{where}.list[0]"), f"{where}.list[0].coin")
-        for index, coin in enumerate(coins):
-            if parsing.text(coin, "coin", f"{where}.coin[{index}]") == self.settings.cash_coin:
-                return Cash(self.settings.cash_coin, parsing.decimal(coin, "walletBalance", f"{where}.coin[{index}]"))
-        return Cash(self.settings.cash_coin, ZERO)
+        balances = [
+            parsing.decimal(coin, "walletBalance", f"{where}.coin[{index}]")
+            for index, coin in enumerate(coins)
+            if parsing.text(coin, "coin", f"{where}.coin[{index}]") == self.settings.cash_coin
+        ]
+        if len(balances) > 1:
+            raise InvalidResponse(f"{where}.coin: a second row for coin {self.settings.cash_coin}")
+        return Cash(self.settings.cash_coin, balances[0] if balances else ZERO)
 
     def fills_between(self, start: datetime, end: datetime) -> tuple[Fill, ...]:
         """Executions (trades, liquidations, ADL; funding left out), walking back in windows of 7 days."""
-        fills: dict[str, Fill] = {}
-        window_end = end
-        while window_end > start:
-            window_start = max(start, window_end - EXECUTION_WINDOW)
-            for category in self.settings.categories:
-                window = {"startTime": _ms(window_start), "endTime": _ms(window_end)}
-                fills.update((f.fill_id, f) for f in self._executions(category, **window))
-            window_end = window_start
-        return tuple(sorted(fills.values(), key=lambda f: (f.time, f.fill_id)))
+        with self._redactor.scrubbed():
+            fills: dict[str, Fill] = {}
+            window_end = end
+            while window_end > start:
+                window_start = max(start, window_end - EXECUTION_WINDOW)
+                for category in self.settings.categories:
+                    window = {"startTime": _ms(window_start), "endTime": _ms(window_end)}
+                    fills.update((f.fill_id, f) for f in self._executions(category, **window))
+                window_end = window_start
+            return tuple(sorted(fills.values(), key=lambda f: (f.time, f.fill_id)))
 
     def _executions(self, category: str, **query: Any) -> Iterator[Fill]:
         """Executions of ``category`` matching ``query`` (a time window, or an order id)."""
         where = f"bybit executions ({category})"
-        for index, row in enumerate(self._paged(self.session.get_executions, where, EXECUTION_PAGE,
+        for index, row in enumerate(self._paged(self._session.get_executions, where, EXECUTION_PAGE,
                                                 category=category, **query)):  # fmt: skip
             fill = _fill(row, category, f"{where}[{index}]")
             if fill is not None:
@@ -193,66 +249,79 @@ class BybitVenue:
 
     def lookup_order(self, order: Order) -> OrderLookup:
         """The order's final status from the order history, and its executions."""
-        category = order.key.category
-        ask = {"orderLinkId": order.client_order_id} if order.client_order_id else {"orderId": order.venue_order_id}
-        where = f"bybit order history ({category})"
-        result = self._result(self._call(self.session.get_order_history, category=category, **ask), where)
-        rows = parsing.items(parsing.field(result, "list", where), f"{where}.list")
-        if not rows:
-            return OrderLookup(None)
-        found = _order(rows[0], category, f"{where}.list[0]", FINAL_STATUSES)
-        if found.venue_order_id is None:
-            return OrderLookup(found)
-        return OrderLookup(found, tuple(self._executions(category, orderId=found.venue_order_id)))
+        with self._redactor.scrubbed():
+            category = order.key.category
+            ask = {"orderLinkId": order.client_order_id} if order.client_order_id else {"orderId": order.venue_order_id}
+            where = f"bybit order history ({category})"
+            result = self._result(self._call(self._session.get_order_history, category=category, **ask), where)
+            rows = parsing.items(parsing.field(result, "list", where), f"{where}.list")
+            if not rows:
+                return OrderLookup(None)
+            found = _order(rows[0], category, f"{where}.list[0]", FINAL_STATUSES)
+            if found.venue_order_id is None:
+                return OrderLookup(found)
+            return OrderLookup(found, tuple(self._executions(category, orderId=found.venue_order_id)))
 
     # --- writing ----------------------------------------------------------------------------------------------
 
     def place_order(self, key: InstrumentKey, side: Side, qty: Decimal, reduce_only: bool, client_order_id: str) -> str:
         """A market order; reduce-only when it only shrinks the position."""
         where = "bybit order create"
-        result = self._result(
-            self._call(
-                self.session.place_order,
-                category=key.category,
-                symbol=key.symbol,
-                side="Buy" if side is Side.BUY else "Sell",
-                orderType="Market",
-                qty=plain(qty),
-                reduceOnly=reduce_only,
-                orderLinkId=client_order_id,
-                positionIdx=key.leg,
-            ),
-            where,
-        )
-        return parsing.text(result, "orderId", where)
+        with self._redactor.scrubbed():
+            result = self._result(
+                self._call(
+                    self._session.place_order,
+                    category=key.category,
+                    symbol=key.symbol,
+                    side="Buy" if side is Side.BUY else "Sell",
+                    orderType="Market",
+                    qty=plain(qty),
+                    reduceOnly=reduce_only,
+                    orderLinkId=client_order_id,
+                    positionIdx=key.leg,
+                ),
+                where,
+            )
+            return parsing.text(result, "orderId", where, MAX_ID)
 
     def cancel_order(self, order: Order) -> None:
         """Cancel an open order by its venue id."""
-        self._result(
-            self._call(
-                self.session.cancel_order,
-                category=order.key.category,
-                symbol=order.key.symbol,
-                orderId=order.venue_order_id,
-            ),
-            "bybit order cancel",
-        )
+        with self._redactor.scrubbed():
+            self._result(
+                self._call(
+                    self._session.cancel_order,
+                    category=order.key.category,
+                    symbol=order.key.symbol,
+                    orderId=order.venue_order_id,
+                ),
+                "bybit order cancel",
+            )
 
     # --- the SDK boundary -------------------------------------------------------------------------------------
 
     def _paged(self, method: Callable[..., Any], where: str, limit: int, **params: Any) -> Iterator[Any]:
-        """Every row of a cursor-paged list; any failing page fails the whole listing."""
+        """Every row of a cursor-paged list; any failing page fails the whole listing.
+
+        A cursor that comes back, more than ``MAX_EMPTY_PAGES`` empty pages in a row with a next cursor, or more
+        than ``MAX_PAGES`` pages are refused: a venue stuck in a loop must not keep the worker asking forever.
+        """
         cursor = ""
         seen: set[str] = set()
+        empty_in_a_row = 0
         for _ in range(MAX_PAGES):
-            response = self._call(method, limit=limit, cursor=cursor or None, **params)
-            result = self._result(response, where)
-            yield from parsing.items(parsing.field(result, "list", where), f"{where}.list")
-            cursor = result.get("nextPageCursor") or ""
+            result = self._result(self._call(method, limit=limit, cursor=cursor or None, **params), where)
+            rows = parsing.items(parsing.field(result, "list", where), f"{where}.list")
+            if len(rows) > limit:
+                raise InvalidResponse(f"{where}.list: {len(rows)} rows where at most {limit} were asked for")
+            yield from rows
+            cursor = parsing.optional_text(result, "nextPageCursor", where, MAX_CURSOR) or ""
             if not cursor:
                 return
+            empty_in_a_row = 0 if rows else empty_in_a_row + 1
+            if empty_in_a_row > MAX_EMPTY_PAGES:
+                raise InvalidResponse(f"{where}: {empty_in_a_row} empty pages in a row, each with a next cursor")
             if cursor in seen:
-                raise InvalidResponse(f"{where}.nextPageCursor: {cursor!r} came back a second time")
+                raise InvalidResponse(f"{where}.nextPageCursor: {parsing.shown(cursor)} came back a second time")
             seen.add(cursor)
         raise InvalidResponse(f"{where}: more than {MAX_PAGES} pages")
 
@@ -260,22 +329,39 @@ class BybitVenue:
         return parsing.field(response, "result", where)
 
     def _call(self, method: Callable[..., Any], **params: Any) -> Any:
+        """``method(**params)``; whatever it raises becomes one of our errors, its cause emptied of the request."""
         try:
             return method(**params)
+        except ReconError:  # a redirect refused by our own response hook
+            raise
         except InvalidRequestError as error:
-            raise self._from_ret_code(error) from error
+            translated = self._from_ret_code(error)
+            raise translated from self._stripped(error)
         except FailedRequestError as error:
-            raise self._from_http(error) from error
+            translated = self._from_http(error)
+            raise translated from self._stripped(error)
         except requests.exceptions.Timeout as error:
-            raise VenueUnavailable(f"bybit did not answer within {self.settings.timeout_seconds} s") from error
-        except requests.exceptions.RequestException as error:
-            raise VenueUnavailable(f"bybit unreachable at {self.settings.url}: {type(error).__name__}") from error
-        except ValueError as error:  # pybit parsing a rate-limit reset time in the past
-            raise RateLimited("bybit rate limit (reset time already passed)", retry_after=1.0) from error
+            message = f"bybit did not answer within {self.settings.timeout_seconds} s"
+            raise VenueUnavailable(message) from self._stripped(error)
+        except (requests.exceptions.RequestException, OSError) as error:
+            message = f"bybit unreachable at {self.settings.url}: {type(error).__name__}"
+            raise VenueUnavailable(message) from self._stripped(error)
+        except Exception as error:  # pybit reading an answer that is not what it expects ([] or null as the body)
+            message = f"bybit answered with something pybit cannot read ({type(error).__name__})"
+            raise InvalidResponse(message) from self._stripped(error)
+
+    def _stripped(self, error: BaseException) -> BaseException:
+        """``error`` without the request pybit and requests keep in it (only the method and path stay)."""
+        if isinstance(error, FailedRequestError | InvalidRequestError):
+            error.request = str(error.request).split(":", 1)[0]
+            return self._redactor.stripped(error, f"{error.message} (ErrCode: {error.status_code})")
+        return self._redactor.stripped(error)
 
     def _from_ret_code(self, error: InvalidRequestError) -> ReconError:
         code = error.status_code
-        message = f"bybit retCode {code}: {error.message}"
+        if isinstance(code, bool) or not isinstance(code, int):
+            return InvalidResponse(f"bybit retCode: {parsing.shown(code)} is not an error code")
+        message = f"bybit retCode {code}: {self._redactor.text(error.message)[:MAX_MESSAGE]}"
         if code in RATE_CODES:
             return RateLimited(message, retry_after=self._retry_after(error.resp_headers))
         if code in AUTH_CODES:  # Bybit's message may echo the signed string, which holds the key: not repeated
@@ -295,64 +381,61 @@ class BybitVenue:
         return VenueUnavailable(f"bybit HTTP {status}")
 
     def _retry_after(self, headers: Any) -> float | None:
-        """Seconds until Bybit's X-Bapi-Limit-Reset-Timestamp, else an HTTP Retry-After, else unknown."""
-        headers = headers or {}
+        """Seconds until Bybit's X-Bapi-Limit-Reset-Timestamp, else an HTTP Retry-After, else unknown; clamped."""
+        if not hasattr(headers, "get"):
+            return None
         reset = headers.get("X-Bapi-Limit-Reset-Timestamp")
         if reset is not None:
-            try:
-                return max(0.0, int(reset) / 1000 - self.clock())
-            except ValueError:
-                return None
-        retry_after = headers.get("Retry-After")
-        try:
-            return float(retry_after) if retry_after is not None else None
-        except ValueError:
-            return None
+            return http.wait_until(reset, self.clock())
+        return http.retry_after(headers.get("Retry-After"))
 
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _position(row: Any, category: str, where: str) -> VenuePosition | None:
-    """A position row; None for a flat leg (size 0 or side "" / "None") unless it carries a mark."""
-    side = parsing.field(row, "side", where)  # required: a row without it must not read as flat
-    size = parsing.decimal(row, "size", where)
-    symbol = parsing.text(row, "symbol", where)
-    leg = _leg(row, where)
-    mark = parsing.optional_decimal(row, "markPrice", where)
-    key = InstrumentKey(category, symbol, leg)
-    if side in ("", "None") or size == ZERO:
-        return VenuePosition(key, ZERO, ZERO, mark) if mark is not None else None
+def _symbol(row: Any, where: str) -> str:
+    return parsing.text(row, "symbol", where, MAX_SYMBOL)
+
+
+def _side(row: Any, where: str) -> Side:
+    side = parsing.text(row, "side", where)
     if side not in SIDES:
-        raise InvalidResponse(f"{where}.side: {side!r} is not Buy, Sell or flat")
-    if size < ZERO:
-        raise InvalidResponse(f"{where}.size: negative ({size})")
-    sign = SIDES[side].sign
-    return VenuePosition(key, size * sign, parsing.decimal(row, "avgPrice", where), mark)
+        raise InvalidResponse(f"{where}.side: {parsing.shown(side)} is not Buy or Sell")
+    return SIDES[side]
+
+
+def _position(row: Any, category: str, where: str) -> VenuePosition:
+    """A position row; a flat leg (size 0, or side "" / "None") has quantity zero and keeps its mark."""
+    side = parsing.text(row, "side", where)  # required: a row without it must not read as flat
+    if side not in SIDES and side not in FLAT_SIDES:
+        raise InvalidResponse(f"{where}.side: {parsing.shown(side)} is not Buy, Sell or flat")
+    size = parsing.non_negative(row, "size", where)
+    key = InstrumentKey(category, _symbol(row, where), _leg(row, where))
+    mark = parsing.optional_price(row, "markPrice", where)
+    if side in FLAT_SIDES or size == ZERO:
+        return VenuePosition(key, ZERO, ZERO, mark)
+    return VenuePosition(key, parsing.signed(size, SIDES[side].sign), parsing.positive(row, "avgPrice", where), mark)
 
 
 def _leg(row: Any, where: str) -> int:
     value = parsing.field(row, "positionIdx", where)  # required: a default of 0 would merge hedge-mode legs
     if isinstance(value, bool) or not isinstance(value, int | str) or str(value) not in ("0", "1", "2"):
-        raise InvalidResponse(f"{where}.positionIdx: {value!r} is not 0, 1 or 2")
+        raise InvalidResponse(f"{where}.positionIdx: {parsing.shown(value)} is not 0, 1 or 2")
     return int(value)
 
 
 def _order(row: Any, category: str, where: str, statuses: dict[str, OrderStatus]) -> Order:
     status = parsing.text(row, "orderStatus", where)
     if status not in statuses:
-        raise InvalidResponse(f"{where}.orderStatus: {status!r} is not an order status we know")
-    side = parsing.text(row, "side", where)
-    if side not in SIDES:
-        raise InvalidResponse(f"{where}.side: {side!r}")
+        raise InvalidResponse(f"{where}.orderStatus: {parsing.shown(status)} is not an order status we know")
     return Order(
-        client_order_id=row.get("orderLinkId") or None,
-        venue_order_id=parsing.text(row, "orderId", where),
-        key=InstrumentKey(category, parsing.text(row, "symbol", where), _leg(row, where)),
-        side=SIDES[side],
-        qty=parsing.decimal(row, "qty", where),
-        price=parsing.optional_decimal(row, "price", where) or None,
+        client_order_id=parsing.optional_text(row, "orderLinkId", where, MAX_ID),
+        venue_order_id=parsing.text(row, "orderId", where, MAX_ID),
+        key=InstrumentKey(category, _symbol(row, where), _leg(row, where)),
+        side=_side(row, where),
+        qty=parsing.positive(row, "qty", where),
+        price=parsing.optional_price(row, "price", where),  # "0" for a market order
         status=statuses[status],
     )
 
@@ -362,17 +445,14 @@ def _fill(row: Any, category: str, where: str) -> Fill | None:
     kind = KINDS.get(parsing.text(row, "execType", where))
     if kind is None:
         return None
-    side = parsing.text(row, "side", where)
-    if side not in SIDES:
-        raise InvalidResponse(f"{where}.side: {side!r}")
     return Fill(
-        fill_id=parsing.text(row, "execId", where),
-        key=InstrumentKey(category, parsing.text(row, "symbol", where), 0),
-        side=SIDES[side],
-        qty=parsing.decimal(row, "execQty", where),
-        price=parsing.decimal(row, "execPrice", where),
-        fee=parsing.optional_decimal(row, "execFee", where) or ZERO,
+        fill_id=parsing.text(row, "execId", where, MAX_ID),
+        key=InstrumentKey(category, _symbol(row, where), 0),
+        side=_side(row, where),
+        qty=parsing.positive(row, "execQty", where),
+        price=parsing.positive(row, "execPrice", where),
+        fee=parsing.optional_decimal(row, "execFee", where) or ZERO,  # negative: a maker rebate
         time=parsing.millis(row, "execTime", where),
-        order_id=row.get("orderId") or None,
+        order_id=parsing.optional_text(row, "orderId", where, MAX_ID),
         kind=kind,
     )

@@ -9,7 +9,9 @@
      "marks":       [{"symbol", "category"?, "leg"?, "price"}]}
 
 Numbers may be JSON strings or numbers; either way they are read as exact decimals. Anything malformed
-fails the whole fetch with a message naming the file and the field.
+fails the whole fetch with a message naming the file and the field. Operators rehearse incidents with this
+file, so it meets the rules a real venue's answers meet: amounts and names fit the books' columns, prices are
+positive (a mark of 0 is no mark), times lie between 2000 and 2100, and no instrument or order id is listed twice.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from reconciliation.errors import FixConfiguration, InvalidResponse, RequestRejected
+from reconciliation.limits import MAX_CATEGORY, MAX_CURRENCY, MAX_ID, MAX_SYMBOL, text_problem
 from reconciliation.values import (
     DEFAULT_CATEGORY,
     ZERO,
@@ -37,10 +40,12 @@ from reconciliation.values import (
     Side,
     Snapshot,
     VenuePosition,
-    parse_decimal,
 )
+from venues import parsing
 
 T = TypeVar("T")
+MAX_LEG = 2**31 - 1  # the books' leg column is a 32-bit integer
+MAX_WORD = 64  # a side, status, kind or time
 TOP_LEVEL = frozenset({"positions", "cash", "open_orders", "fills", "marks"})
 _KEY_FIELDS = {"symbol", "category", "leg"}
 FIELDS = {
@@ -96,7 +101,7 @@ class SimVenue:
             raise InvalidResponse(f"sim state file {self.state_file}: not UTF-8 text ({error.reason})") from error
         try:
             document = json.loads(text, parse_float=Decimal)
-        except json.JSONDecodeError as error:
+        except (ValueError, ArithmeticError, RecursionError) as error:  # also: a 5000-digit integer, 1e999999999999
             raise InvalidResponse(f"sim state file {self.state_file}: not JSON: {error}") from error
         try:
             return parse_state(document, now)
@@ -115,24 +120,26 @@ def parse_state(document: Any, now: datetime) -> Snapshot:
     if unknown:
         raise _Malformed(f"unknown key {unknown[0]!r} (expected {', '.join(sorted(TOP_LEVEL))})")
     positions = _each(state, "positions", _position)
-    _refuse_duplicates([p.key for p in positions], "positions")
-    marks = [(_key(m, path), _decimal(m, "price", path)) for m, path in _items(state, "marks")]
-    _refuse_duplicates([key for key, _ in marks], "marks")
+    _refuse_duplicates([p.key for p in positions], "positions", "")
+    marks = [(_key(m, path), _optional_price(m, "price", path, required=True)) for m, path in _items(state, "marks")]
+    _refuse_duplicates([key for key, _ in marks], "marks", "")
+    orders = _each(state, "open_orders", _order)
+    _refuse_duplicates([o.venue_order_id for o in orders], "open_orders", "order id ")
     return Snapshot(
         as_of=now,
         positions=tuple(positions),
         cash=_cash(state["cash"], "cash") if state.get("cash") is not None else None,
-        open_orders=tuple(_each(state, "open_orders", _order)),
+        open_orders=tuple(orders),
         fills=tuple(_each(state, "fills", _fill)),
-        marks=dict(marks),
+        marks={key: price for key, price in marks if price is not None},
     )
 
 
-def _refuse_duplicates(keys: list[InstrumentKey], name: str) -> None:
-    seen: set[InstrumentKey] = set()
+def _refuse_duplicates(keys: list[Any], name: str, what: str) -> None:
+    seen: set[Any] = set()
     for index, key in enumerate(keys):
         if key in seen:
-            raise _Malformed(f"{name}[{index}]: a second entry for {key}")
+            raise _Malformed(f"{name}[{index}]: a second entry for {what}{key}")
         seen.add(key)
 
 
@@ -167,21 +174,24 @@ def _required(item: dict[str, Any], field: str, path: str) -> Any:
     return item[field]
 
 
-def _text(item: dict[str, Any], field: str, path: str) -> str:
+def _text(item: dict[str, Any], field: str, path: str, limit: int) -> str:
     value = _required(item, field, path)
     if not isinstance(value, str) or not value:
         raise _Malformed(f"{path}.{field}: expected a non-empty string")
+    problem = text_problem(value, limit)
+    if problem is not None:
+        raise _Malformed(f"{path}.{field}: {parsing.shown(value)} is {problem}")
     return value
 
 
-def _optional_text(item: dict[str, Any], field: str, path: str) -> str | None:
-    return _text(item, field, path) if item.get(field) is not None else None
+def _optional_text(item: dict[str, Any], field: str, path: str, limit: int) -> str | None:
+    return _text(item, field, path, limit) if item.get(field) is not None else None
 
 
 def _decimal(item: dict[str, Any], field: str, path: str) -> Decimal:
     value = _required(item, field, path)
     try:
-        return parse_decimal(value)
+        return parsing.amount(value)
     except ValueError as error:
         raise _Malformed(f"{path}.{field}: {error}") from None
 
@@ -189,14 +199,24 @@ def _decimal(item: dict[str, Any], field: str, path: str) -> Decimal:
 def _positive(item: dict[str, Any], field: str, path: str) -> Decimal:
     number = _decimal(item, field, path)
     if number <= ZERO:
-        raise _Malformed(f"{path}.{field}: must be positive, got {item[field]!r}")
+        raise _Malformed(f"{path}.{field}: must be positive, got {parsing.shown(item[field])}")
     return number
+
+
+def _optional_price(item: dict[str, Any], field: str, path: str, required: bool = False) -> Decimal | None:
+    """A price that may be absent (unless ``required``) or 0, both meaning none; a negative one is refused."""
+    if item.get(field) is None and not required:
+        return None
+    number = _decimal(item, field, path)
+    if number < ZERO:
+        raise _Malformed(f"{path}.{field}: a price cannot be negative, got {parsing.shown(item[field])}")
+    return number if number > ZERO else None
 
 
 def _choice(item: dict[str, Any], field: str, path: str, parse: Callable[[str], T], default: T | None = None) -> T:
     if item.get(field) is None and default is not None:
         return default
-    value = _text(item, field, path)
+    value = _text(item, field, path, MAX_WORD)
     try:
         return parse(value)
     except ValueError:
@@ -207,57 +227,65 @@ def _key(item: dict[str, Any], path: str) -> InstrumentKey:
     leg = item.get("leg", 0)
     if isinstance(leg, bool) or not isinstance(leg, int):
         raise _Malformed(f"{path}.leg: expected an integer")
-    category = _optional_text(item, "category", path) or DEFAULT_CATEGORY
-    return InstrumentKey(category, _text(item, "symbol", path), leg)
+    if not 0 <= leg <= MAX_LEG:
+        raise _Malformed(f"{path}.leg: {parsing.shown(leg)} is not between 0 and {MAX_LEG}")
+    category = _optional_text(item, "category", path, MAX_CATEGORY) or DEFAULT_CATEGORY
+    return InstrumentKey(category, _text(item, "symbol", path, MAX_SYMBOL), leg)
 
 
 def _time(item: dict[str, Any], field: str, path: str) -> datetime:
-    value = _text(item, field, path)
+    value = _text(item, field, path, MAX_WORD)
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise _Malformed(f"{path}.{field}: {value!r} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
         raise _Malformed(f"{path}.{field}: {value!r} has no time zone (use Z for UTC)")
-    return moment.astimezone(UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 has no UTC equivalent
+        raise _Malformed(f"{path}.{field}: {value!r} is a time outside any range") from None
+    problem = parsing.moment_problem(moment)
+    if problem is not None:
+        raise _Malformed(f"{path}.{field}: {value!r} is a time {problem}")
+    return moment
 
 
 def _position(item: dict[str, Any], path: str) -> VenuePosition:
     side = _choice(item, "side", path, LotSide)
-    mark = _decimal(item, "mark_price", path) if item.get("mark_price") is not None else None
     return VenuePosition(
         key=_key(item, path),
-        qty=_positive(item, "qty", path) * side.sign,
-        avg_price=_decimal(item, "avg_price", path),
-        mark_price=mark,
+        qty=parsing.signed(_positive(item, "qty", path), side.sign),
+        avg_price=_positive(item, "avg_price", path),
+        mark_price=_optional_price(item, "mark_price", path),
     )
 
 
 def _cash(value: Any, path: str) -> Cash:
     item = _entry(value, path, "cash")
-    return Cash(_text(item, "currency", path), _decimal(item, "balance", path))
+    return Cash(_text(item, "currency", path, MAX_CURRENCY), _decimal(item, "balance", path))
 
 
 def _order(item: dict[str, Any], path: str) -> Order:
     return Order(
-        client_order_id=_optional_text(item, "client_order_id", path),
-        venue_order_id=_text(item, "order_id", path),
+        client_order_id=_optional_text(item, "client_order_id", path, MAX_ID),
+        venue_order_id=_text(item, "order_id", path, MAX_ID),
         key=_key(item, path),
         side=_choice(item, "side", path, Side),
         qty=_positive(item, "qty", path),
-        price=_decimal(item, "price", path) if item.get("price") is not None else None,
+        price=_optional_price(item, "price", path),
         status=_choice(item, "status", path, OrderStatus, OrderStatus.OPEN),
     )
 
 
 def _fill(item: dict[str, Any], path: str) -> Fill:
     return Fill(
-        fill_id=_text(item, "fill_id", path),
-        order_id=_optional_text(item, "order_id", path),
+        fill_id=_text(item, "fill_id", path, MAX_ID),
+        order_id=_optional_text(item, "order_id", path, MAX_ID),
         key=_key(item, path),
         side=_choice(item, "side", path, Side),
         qty=_positive(item, "qty", path),
-        price=_decimal(item, "price", path),
+        price=_positive(item, "price", path),
         fee=_decimal(item, "fee", path) if item.get("fee") is not None else ZERO,
         time=_time(item, "time", path),
         kind=_choice(item, "kind", path, FillKind, FillKind.TRADE),

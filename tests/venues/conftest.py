@@ -14,6 +14,8 @@ from alpaca.trading.client import TradingClient
 from fake_exchange import DEFAULT_ALPACA_KEYS, DEFAULT_BYBIT_KEYS, FakeExchange
 from pybit.unified_trading import HTTP
 
+from venues.bybit import NEVER_RETRY
+
 BYBIT_KEY, BYBIT_SECRET = next(iter(DEFAULT_BYBIT_KEYS.items()))
 ALPACA_KEY, ALPACA_SECRET = next(iter(DEFAULT_ALPACA_KEYS.items()))
 
@@ -28,8 +30,8 @@ def exchange() -> Iterator[FakeExchange]:
 def make_bybit_session(
     exchange: FakeExchange, key: str = BYBIT_KEY, secret: str = BYBIT_SECRET, timeout: float = 2
 ) -> HTTP:
-    """A real pybit session against the fake: one attempt, no retry codes (pybit would sleep), no proxies."""
-    session = HTTP(api_key=key, api_secret=secret, max_retries=1, retry_codes={-1}, timeout=timeout)
+    """A real pybit session against the fake: one attempt, no retry codes (pybit sleeps on them), no proxies."""
+    session = HTTP(api_key=key, api_secret=secret, max_retries=1, retry_codes=NEVER_RETRY, timeout=timeout)
     session.endpoint = exchange.url
     session.client.trust_env = False
     return session

@@ -14,6 +14,13 @@ What it checks, as the venues do:
 
 State is set with the ``add_*`` / ``set_*`` helpers and read back from ``requests`` and ``submitted_orders``.
 Faults are queued with ``fail(path, kind, ...)`` and consumed in order; ``reset()`` clears everything.
+
+Two hooks reach further than faults: ``mutate`` (a callable ``(path, document) -> document``) rewrites every JSON
+body just before it is sent, for tests that feed the SDKs payloads a venue should never send (returning ``bytes``
+sends those bytes as the body); ``echo_credentials`` makes the fake repeat the API key in its error messages, as
+Bybit does (the signed ``origin_string``) and as an Alpaca gateway may do. ``RecordingServer`` is a second
+loopback server that answers 200 to everything and records what reached it (headers included), the place a
+``redirect`` fault points to.
 """
 
 from __future__ import annotations
@@ -33,10 +40,11 @@ from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, NamedTuple, Self
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 Number = str | int | Decimal
 TimeLike = int | datetime | str | None
+Mutation = Callable[[str, Any], Any]
 
 DEFAULT_BYBIT_KEYS: dict[str, str] = {"bybit-key": "bybit-secret"}
 DEFAULT_ALPACA_KEYS: dict[str, str] = {"alpaca-key": "alpaca-secret"}
@@ -53,6 +61,7 @@ FAULT_KINDS = frozenset(
         "missing_field",  # drop ``field`` from list items (item ``item``, or every item when item is None)
         "non_json_error",  # HTTP 502 with an HTML body
         "disconnect",  # close the connection without an answer
+        "redirect",  # HTTP ``status`` (302 unless given) with ``Location: location``
     }
 )
 
@@ -112,8 +121,10 @@ class Fault:
     field: str | None = None
     item: int | None = 0
     reset_in_ms: int = 1500
-    reset_at_ms: int | None = None
+    reset_at_ms: int | str | None = None
     retry_after: str = "2"
+    location: str = ""
+    status: int = 302
     seen: int = 0
     fired: int = 0
 
@@ -259,6 +270,11 @@ def _cursor(offset: int, fingerprint: str) -> str:
     return quote(f"offset={offset}&fp={fingerprint}", safe="")
 
 
+def _sent_key(headers: Any) -> str:
+    """The API key a request carried (Bybit's or Alpaca's header), or ""."""
+    return str(headers.get("X-BAPI-API-KEY") or headers.get("APCA-API-KEY-ID") or "")
+
+
 def _fingerprint(path: str, params: Mapping[str, str], keys: Iterable[str]) -> str:
     material = path + "|" + "|".join(f"{key}={params.get(key, '')}" for key in keys)
     return hashlib.sha256(material.encode()).hexdigest()[:12]
@@ -328,6 +344,8 @@ class FakeExchange:
         self.submitted_orders: list[SubmittedOrder] = []
         self.cancelled_orders: list[str] = []  # venue order ids cancelled through the API
         self.faults: list[Fault] = []
+        self.mutate: Mutation | None = None
+        self.echo_credentials = False
         self.clock_skew_ms = 0  # added to the fake's clock when it checks Bybit timestamps
         self.execution_default_window_ms = SEVEN_DAYS_MS  # /v5/execution/list without startTime/endTime
         self.bybit_positions: dict[str, list[_Row]] = {}
@@ -405,6 +423,8 @@ class FakeExchange:
             self.submitted_orders.clear()
             self.cancelled_orders.clear()
             self.faults.clear()
+            self.mutate = None
+            self.echo_credentials = False
             self.clock_skew_ms = 0
             self.execution_default_window_ms = SEVEN_DAYS_MS
             self.bybit_positions = {category: [] for category in BYBIT_CATEGORIES}
@@ -442,8 +462,10 @@ class FakeExchange:
         field: str | None = None,
         item: int | None = 0,
         reset_in_ms: int = 1500,
-        reset_at_ms: int | None = None,
+        reset_at_ms: int | str | None = None,
         retry_after: str = "2",
+        location: str = "",
+        status: int = 302,
     ) -> Fault:
         """Queue a fault for ``path`` (e.g. ``"/v5/position/list"``, ``"/v2/account/activities/FILL"``) or ``"*"``.
 
@@ -452,7 +474,8 @@ class FakeExchange:
         request meets at most one fault. ``delay`` is for "slow"; ``field``/``item`` for "missing_field"
         (default field per endpoint, e.g. ``size`` for positions; ``item=None`` drops it from every item);
         ``reset_in_ms`` (relative to the answer, may be negative) or ``reset_at_ms`` (absolute) set Bybit's
-        ``X-Bapi-Limit-Reset-Timestamp``; ``retry_after`` is Alpaca's ``Retry-After``.
+        ``X-Bapi-Limit-Reset-Timestamp`` (a string is sent as written); ``retry_after`` is the ``Retry-After`` of
+        a 429 (Alpaca's, and Bybit's too when given). ``location`` and ``status`` are for "redirect".
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; known: {sorted(FAULT_KINDS)}")
@@ -469,6 +492,8 @@ class FakeExchange:
             reset_in_ms=reset_in_ms,
             reset_at_ms=reset_at_ms,
             retry_after=retry_after,
+            location=location,
+            status=status,
         )
         with self._lock:
             self.faults.append(fault)
@@ -1079,11 +1104,12 @@ class FakeExchange:
             elif fault.kind == "disconnect":
                 reply = _Reply(0, drop_connection=True)
             elif fault.kind != "missing_field":
-                reply = self._fault_reply(fault, venue)
+                reply = self._fault_reply(fault, venue, _sent_key(handler.headers))
         if reply is None:
             reply = self._route(method, path, raw_query, query, handler.headers, body)
             if fault is not None and fault.kind == "missing_field" and reply.status == 200:
                 self._drop_field(reply, fault, path, venue)
+        self._apply_mutation(reply, path)
         if reply.drop_connection:
             handler.close_connection = True
             return
@@ -1096,8 +1122,27 @@ class FakeExchange:
         handler.end_headers()
         handler.wfile.write(payload)
 
-    def _fault_reply(self, fault: Fault, venue: str) -> _Reply:
+    def _apply_mutation(self, reply: _Reply, path: str) -> None:
+        """Let ``mutate`` rewrite a JSON body (a copy: the fake's own state stays as it was)."""
+        mutate = self.mutate
+        if mutate is None or reply.raw is not None or reply.drop_connection:
+            return
+        document = mutate(path, copy.deepcopy(reply.body))
+        if isinstance(document, bytes):
+            reply.raw = document
+        else:
+            reply.body = document
+
+    def _echo(self, message: str, key: str, signed: str = "") -> str:
+        """``message``, followed by the key as sent and URL-encoded when ``echo_credentials`` is on."""
+        if not self.echo_credentials:
+            return message
+        return f"{message} origin_string[{signed or key}] key[{quote(key, safe='')}] form[{quote_plus(key)}]"
+
+    def _fault_reply(self, fault: Fault, venue: str, key: str) -> _Reply:
         kind = fault.kind
+        if kind == "redirect":
+            return _Reply(fault.status, {"moved": fault.location}, {"Location": fault.location})
         if kind == "malformed":
             return _Reply(200, raw=b"{not json")
         if kind == "non_json_error":
@@ -1109,6 +1154,8 @@ class FakeExchange:
                 "X-Bapi-Limit": "10",
                 "X-Bapi-Limit-Reset-Timestamp": str(reset),
             }
+            if fault.reset_at_ms == "":  # no reset header at all: the client falls back to Retry-After
+                limit_headers = {"X-Bapi-Limit-Status": "0", "Retry-After": fault.retry_after}
             if kind == "retcode10006":
                 return _Reply(200, self._bybit_envelope(10006, "Too many visits!"), limit_headers)
             if kind == "http429":
@@ -1116,13 +1163,14 @@ class FakeExchange:
             if kind == "http403":
                 return _Reply(403, raw=b"access too frequent", content_type="text/plain")
             status = 500 if kind == "http500" else 503
-            return _Reply(status, raw=f"{status} Service Error".encode(), content_type="text/plain")
+            text = self._echo(f"{status} Service Error", key)
+            return _Reply(status, raw=text.encode(), content_type="text/plain")
         if kind in ("http429", "retcode10006"):
             return _Reply(429, {"code": 42910000, "message": "rate limit exceeded"}, {"Retry-After": fault.retry_after})
         if kind == "http403":
             return _Reply(403, {"code": 40310000, "message": "forbidden"})
         if kind == "http500":
-            return _Reply(500, {"code": 50010000, "message": "internal server error occurred"})
+            return _Reply(500, {"code": 50010000, "message": self._echo("internal server error occurred", key)})
         return _Reply(503, {"code": 50310000, "message": "service unavailable"})
 
     @staticmethod
@@ -1187,8 +1235,22 @@ class FakeExchange:
             with self._lock:
                 result = route(query, body)
         except _BybitError as error:
-            return _Reply(200, self._bybit_envelope(error.code, error.message), rate_headers)
+            message = error.message
+            if error.code in (10001, 10003, 10004):  # Bybit repeats the signed string, key included
+                message = self._echo(
+                    message, headers.get("X-BAPI-API-KEY") or "", self._signed(method, raw_query, headers, body)
+                )
+            return _Reply(200, self._bybit_envelope(error.code, message), rate_headers)
         return _Reply(200, self._bybit_envelope(0, "OK", result), rate_headers)
+
+    @staticmethod
+    def _signed(method: str, raw_query: str, headers: Any, body: bytes) -> str:
+        """The string a Bybit request signs: timestamp, key, receive window and payload."""
+        payload = raw_query if method == "GET" else body.decode("utf-8", errors="replace")
+        return (
+            "".join(headers.get(name) or "" for name in ("X-BAPI-TIMESTAMP", "X-BAPI-API-KEY", "X-BAPI-RECV-WINDOW"))
+            + payload
+        )
 
     def _bybit_authenticate(self, method: str, raw_query: str, headers: Any, body: bytes) -> None:
         key = headers.get("X-BAPI-API-KEY") or ""
@@ -1410,7 +1472,8 @@ class FakeExchange:
         secret = headers.get("APCA-API-SECRET-KEY") or ""
         expected = self.alpaca_keys.get(key)
         if expected is None or key in self.revoked or not hmac.compare_digest(expected, secret):
-            return _Reply(401, {"code": 40110000, "message": "request is not authorized"})
+            message = f"key {key} is not authorized" if self.echo_credentials else "request is not authorized"
+            return _Reply(401, {"code": 40110000, "message": self._echo(message, key)})
         try:
             with self._lock:
                 if method == "GET" and path == "/v2/account":
@@ -1578,12 +1641,94 @@ class FakeExchange:
         return selected[:page_size]
 
 
+# ------------------------------------------------------------------------------------------ recording server
+
+
+class ReceivedRequest(NamedTuple):
+    """One request a ``RecordingServer`` received: method, path with query, headers and body."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class _RecordingHandler(BaseHTTPRequestHandler):
+    server: _RecordingHTTPServer
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log on stderr."""
+
+    def _record(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        self.server.owner.received.append(ReceivedRequest(self.command, self.path, dict(self.headers), body))
+        payload = b'{"retCode":0,"retMsg":"OK","result":{"list":[]}}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_GET(self) -> None:
+        self._record()
+
+    def do_POST(self) -> None:
+        self._record()
+
+    def do_DELETE(self) -> None:
+        self._record()
+
+
+class _RecordingHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, owner: RecordingServer) -> None:
+        self.owner = owner
+        super().__init__(("127.0.0.1", 0), _RecordingHandler)
+
+
+class RecordingServer:
+    """A second loopback server that answers every request with an empty success and records it, headers and all:
+    where a redirect points, to prove that nothing reached it."""
+
+    def __init__(self) -> None:
+        self.received: list[ReceivedRequest] = []
+        self._server = _RecordingHTTPServer(self)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="recording-server", daemon=True)  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=2)
+
+
 __all__ = [
     "DEFAULT_ALPACA_KEYS",
     "DEFAULT_BYBIT_KEYS",
     "FAULT_KINDS",
     "FakeExchange",
     "Fault",
+    "Mutation",
+    "ReceivedRequest",
     "RecordedRequest",
+    "RecordingServer",
     "SubmittedOrder",
 ]

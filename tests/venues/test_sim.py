@@ -433,3 +433,75 @@ def test_two_entries_for_one_instrument_fail_the_fetch_instead_of_hiding_one(
     path = write_state({section: [entry, dict(entry)]})
 
     assert f"{section}[1]: a second entry for default:BTCUSDT:0" in refused(path)
+
+
+# --- the same value rules as a real venue's answers: operators rehearse incidents with this file ----------------
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        pytest.param({"positions": [{**LONG_BTC, "qty": "1e999999"}]},
+                     "positions[0].qty: '1e999999' is out of range (must be below 1e20 in size)", id="qty-1e999999"),
+        pytest.param({"positions": [{**LONG_BTC, "qty": "1e25"}]},
+                     "positions[0].qty: '1e25' is out of range (must be below 1e20 in size)", id="qty-1e25"),
+        pytest.param({"positions": [{**LONG_BTC, "qty": "1e-19"}]},
+                     "positions[0].qty: '1e-19' is more than 18 decimal places", id="qty-19-places"),
+        pytest.param('{"cash": {"currency": "USD", "balance": 1' + "0" * 5000 + "}}", "not JSON", id="5000-digits"),
+        pytest.param('{"cash": {"currency": "USD", "balance": 1e999999999999999999}}',
+                     "cash.balance: Decimal('1E+999999999999999999') is out of range", id="json-huge-exponent"),
+        pytest.param({"positions": [{**LONG_BTC, "avg_price": "0"}]}, "positions[0].avg_price: must be positive",
+                     id="avg-price-zero"),
+        pytest.param({"positions": [{**LONG_BTC, "avg_price": "-50000"}]}, "positions[0].avg_price: must be positive",
+                     id="avg-price-negative"),
+        pytest.param({"positions": [{**LONG_BTC, "mark_price": "-1"}]},
+                     "positions[0].mark_price: a price cannot be negative", id="mark-negative"),
+        pytest.param({"marks": [{"symbol": "BTCUSDT", "price": "-1"}]}, "marks[0].price: a price cannot be negative",
+                     id="marks-negative"),
+        pytest.param({"fills": [{**FILL, "price": "-60000"}]}, "fills[0].price: must be positive", id="fill-price-neg"),
+        pytest.param({"fills": [{**FILL, "price": "0"}]}, "fills[0].price: must be positive", id="fill-price-zero"),
+        pytest.param({"open_orders": [{**ORDER, "price": "-5"}]}, "open_orders[0].price: a price cannot be negative",
+                     id="order-price-negative"),
+        pytest.param({"positions": [{**LONG_BTC, "symbol": "X" * 65}]},
+                     f"positions[0].symbol: '{'X' * 65}' is longer than 64 characters", id="symbol-65"),
+        pytest.param({"positions": [{**LONG_BTC, "category": "c" * 33}]}, "is longer than 32 characters",
+                     id="category-33"),
+        pytest.param({"cash": {"currency": "U" * 17, "balance": "1"}}, "cash.currency: 'UUUUUUUUUUUUUUUUU' is longer",
+                     id="currency-17"),
+        pytest.param({"fills": [{**FILL, "fill_id": "f" * 129}]}, "fills[0].fill_id: ", id="fill-id-129"),
+        pytest.param({"open_orders": [{**ORDER, "client_order_id": "c" * 129}]}, "open_orders[0].client_order_id: ",
+                     id="client-order-id-129"),
+        pytest.param({"positions": [{**LONG_BTC, "symbol": "BTC\tUSDT"}]}, "contains control characters",
+                     id="symbol-control-character"),
+        pytest.param({"positions": [{**LONG_BTC, "leg": 2**31}]}, "positions[0].leg: 2147483648 is not between",
+                     id="leg-beyond-int4"),
+        pytest.param({"positions": [{**LONG_BTC, "leg": -1}]}, "positions[0].leg: -1 is not between",
+                     id="leg-negative"),
+        pytest.param({"fills": [{**FILL, "time": "0001-01-01T00:00:00+01:00"}]},
+                     "fills[0].time: '0001-01-01T00:00:00+01:00' is a time outside any range", id="time-overflow"),
+        pytest.param({"fills": [{**FILL, "time": "1999-12-31T23:59:59Z"}]},
+                     "fills[0].time: '1999-12-31T23:59:59Z' is a time outside 2000..2100", id="time-1999"),
+        pytest.param({"open_orders": [ORDER, {**ORDER, "symbol": "ETHUSDT"}]},
+                     "open_orders[1]: a second entry for order id ord-1", id="order-id-twice"),
+    ],
+)  # fmt: skip
+def test_a_state_the_books_could_not_hold_fails_the_fetch(write_state: WriteState, document: Any, problem: str) -> None:
+    path = write_state(document)
+
+    assert problem in refused(path)
+
+
+def test_a_mark_of_zero_is_no_mark(write_state: WriteState) -> None:
+    path = write_state({"positions": [{**LONG_BTC, "mark_price": 0}], "marks": [{"symbol": "ETHUSDT", "price": "0"}]})
+
+    snapshot = fetch(path)
+
+    assert snapshot.positions[0].mark_price is None
+    assert snapshot.marks == {}
+
+
+def test_a_short_at_the_edge_of_the_column_keeps_every_digit(write_state: WriteState) -> None:
+    qty = "99999999999999999999.999999999999999999"
+    path = write_state({"positions": [{**LONG_BTC, "side": "short", "qty": qty}]})
+
+    assert fetch(path).positions[0].qty == Decimal(f"-{qty}")

@@ -6,6 +6,7 @@ keeps the SDK's (or requests') error as ``__cause__``.
 
 from __future__ import annotations
 
+import math
 import socket
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from tests.conftest import Clock
 from venues.alpaca import AlpacaSettings, AlpacaVenue
 from venues.bybit import BybitSettings, BybitVenue
 from venues.credentials import Credentials, Secret
+from venues.http import MAX_RETRY_AFTER
 from workers.books import BooksClient
 from workers.fleet import AccountConfig, load_fleet
 from workers.orchestrator import reconcile
@@ -474,3 +476,76 @@ def test_a_fetch_failing_on_page_three_fails_the_run_and_leaves_the_books_unchan
     with database.sessions() as session:
         run = session.get_one(Run, result.run_id)
         assert (run.status, run.error, run.finished_at is not None) == ("failed", result.error, True)
+
+
+# --- retry hints are finite and bounded -------------------------------------------------------------------------
+
+
+def assert_bounded(error: RateLimited) -> None:
+    wait = error.retry_after
+    assert wait is None or (isinstance(wait, float) and math.isfinite(wait) and 0 <= wait <= MAX_RETRY_AFTER), wait
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("inf", None), ("nan", None), ("-inf", None), ("-5", 0.0), ("99999999", MAX_RETRY_AFTER), ("1e400", None),
+     ("Wed, 21 Oct 2026 07:28:00 GMT", None), ("7", 7.0), ("0.5", 0.5)],
+)  # fmt: skip
+def test_alpaca_retry_after_is_none_or_a_finite_wait_within_the_clamp(
+    seeded: FakeExchange, header: str, expected: float | None
+) -> None:
+    seeded.fail("/v2/positions", "http429", retry_after=header)
+
+    error, _ = fetch_fails(ALPACA, build_alpaca(seeded.url))
+
+    assert isinstance(error, RateLimited)
+    assert_bounded(error)
+    assert error.retry_after == expected
+
+
+@pytest.mark.parametrize(
+    ("reset", "expected"),
+    [(10**23, MAX_RETRY_AFTER), (10**400, None), ("-5", None), ("abc", None), (0, 0.0), ("1e30", None)],
+    ids=lambda value: str(value)[:12],
+)
+@pytest.mark.parametrize("fault", ["retcode10006", "http429"])
+def test_bybit_reset_timestamps_give_a_finite_wait_within_the_clamp(
+    seeded: FakeExchange, fault: str, reset: int | str, expected: float | None
+) -> None:
+    seeded.fail("/v5/position/list", fault, reset_at_ms=str(reset) if isinstance(reset, int) else reset)
+
+    error, _ = fetch_fails(BYBIT, build_bybit(seeded.url))
+
+    assert isinstance(error, RateLimited)
+    assert_bounded(error)
+    assert error.retry_after == expected
+
+
+@pytest.mark.parametrize(("header", "expected"), [("inf", None), ("nan", None), ("-3", 0.0), ("5000", MAX_RETRY_AFTER)])
+def test_bybit_falls_back_to_retry_after_and_clamps_it(
+    seeded: FakeExchange, header: str, expected: float | None
+) -> None:
+    seeded.fail("/v5/position/list", "http429", reset_at_ms="", retry_after=header)
+
+    error, _ = fetch_fails(BYBIT, build_bybit(seeded.url))
+
+    assert isinstance(error, RateLimited) and error.retry_after == expected
+
+
+def test_the_clamp_is_an_hour() -> None:
+    assert MAX_RETRY_AFTER == 3600.0
+
+
+# --- pybit never sleeps on a retCode a venue sends --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [-1, 10002, 10006, 30034, 130150])
+def test_no_ret_code_makes_pybit_sleep_and_retry(seeded: FakeExchange, code: int) -> None:
+    seeded.mutate = lambda path, document: {**document, "retCode": code, "retMsg": "x"} if "/v5/" in path else document
+
+    error, elapsed = fetch_fails(BYBIT, build_bybit(seeded.url))
+
+    assert elapsed < 0.5  # pybit's own retry sleeps 2-3 s
+    assert seeded.count() == 1
+    assert isinstance(error, RequestRejected | RateLimited | VenueUnavailable)
+    assert_sdk_cause(BYBIT, error)
