@@ -47,10 +47,12 @@ MOVED = "deferred: the books changed during the run"
 
 @dataclass(frozen=True)
 class AppliedRun:
-    """The plan as finally carried out (decisions may have been deferred) and the run's status."""
+    """The plan as finally carried out (decisions may have been deferred), the run's status, and whether the
+    account is halted after it (by an operator before, or by this plan; in a dry run: would be)."""
 
     plan: Plan
     status: str
+    halted: bool
 
 
 def apply_run(
@@ -88,7 +90,7 @@ def apply_run(
     run.matched = len(plan.matched)
     run.cash = cash_json(plan)
     run.snapshot_as_of = snapshot_as_of
-    return AppliedRun(plan=plan, status=run.status)
+    return AppliedRun(plan=plan, status=run.status, halted=account.halted or plan.halt_reason is not None)
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from reconciliation.errors import FixConfiguration
 from reconciliation.findings import Kind, Thresholds
+from reconciliation.names import NAME_PATTERN
 from reconciliation.policy import Policy, Rules, Strategy
+from venues.endpoints import Endpoint, alpaca_endpoint, bybit_endpoint
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
@@ -134,12 +135,25 @@ class AccountConfig:
         return f"{self.bot}/{self.account}"
 
     @property
+    def endpoint(self) -> Endpoint | None:
+        """The URL a real venue's adapter calls, and whether it is live; None for the sim venue."""
+        return endpoint_of(self.venue_table)
+
+    @property
     def is_live(self) -> bool:
-        """True when orders would move real money: Bybit mainnet or Alpaca live."""
-        table = self.venue_table
-        if isinstance(table, BybitAccountTable):
-            return table.environment == "mainnet"
-        return isinstance(table, AlpacaAccountTable) and table.environment == "live"
+        """True when orders would move real money: decided from the endpoint the adapter calls (an unknown
+        host counts as live), never from the ``environment`` label alone."""
+        endpoint = self.endpoint
+        return endpoint is not None and endpoint.live
+
+
+def endpoint_of(table: VenueTable | None) -> Endpoint | None:
+    """The endpoint of a real venue's table (a label disagreeing with its URL is refused); None for sim."""
+    if isinstance(table, BybitAccountTable):
+        return bybit_endpoint(table.environment, table.base_url)
+    if isinstance(table, AlpacaAccountTable):
+        return alpaca_endpoint(table.environment, table.base_url)
+    return None
 
 
 @dataclass(frozen=True)
@@ -234,6 +248,10 @@ def _resolve(bot: str, name: str, table: VenueTable, defaults: DefaultsTable, pa
             f"fleet file {path}: table [bots.{bot}.accounts.{name}]: thresholds minor_below "
             f"({thresholds.minor_below}) must not exceed critical_above ({thresholds.critical_above})"
         )
+    try:
+        endpoint_of(table)
+    except FixConfiguration as error:
+        raise FixConfiguration(f"fleet file {path}: table [bots.{bot}.accounts.{name}]: {error}") from None
     base_policy = Policy()
     policy = Policy(
         minor=_first(table.policy.minor, defaults.policy.minor, base_policy.minor),

@@ -110,7 +110,11 @@ def _carry_out(
         return _fail(database, start.run_id, str(error), clock, context)
     if any(isinstance(e, PlaceOrder | CancelOrder) for e in applied.plan.effects()):
         outcomes = send_planned_orders(
-            venue, Guard.of(config), applied.plan, reference_prices(snapshot, books), dry_run=dry_run
+            venue,
+            Guard.of(config, halted=applied.halted),
+            applied.plan,
+            reference_prices(snapshot, books),
+            dry_run=dry_run,
         )
         with database.sessions.begin() as session:
             record_order_outcomes(session, account_id, start.run_id, outcomes, clock())

@@ -1,7 +1,11 @@
 """``sync_to_local``: sending the orders that bring the venue back to the books, behind guards.
 
-    refused   on a live account (Bybit mainnet, Alpaca live) unless the fleet file says allow_live_orders
-    refused   when the account has no max_order_notional, or once the run's orders would exceed it
+    refused   for a halted account (by an operator or by this very run), and by a dry run (evaluated only)
+    refused   on a live account unless the fleet file says allow_live_orders; "live" is decided from the
+              endpoint the adapter calls (an unknown host counts as live), never from the label alone
+    refused   when the account has no max_order_notional, when no positive price (the venue's mark, last
+              price or average, else the books' average entry) sizes the order, or once the run's orders
+              would exceed the cap
     sent      as a market order (reduce-only where it only shrinks a position), with the client order id the
               plan derived from the books' state: a retried run sends the same id, and the venue refusing
               it as a duplicate means the first attempt got through, so it counts as sent
@@ -21,6 +25,7 @@ from decimal import Decimal
 
 from models.venue_orders import OrderOutcome
 from reconciliation.errors import ReconError, RequestRejected
+from reconciliation.fifo import position_of
 from reconciliation.plan import CancelOrder, PlaceOrder, Plan
 from reconciliation.values import ZERO, Books, InstrumentKey, Order, OrderStatus, Snapshot, plain
 from venues.base import Venue
@@ -36,27 +41,46 @@ class Guard:
     live: bool
     allow_live_orders: bool
     max_order_notional: Decimal | None
+    halted: bool = False
 
     @classmethod
-    def of(cls, config: AccountConfig) -> Guard:
+    def of(cls, config: AccountConfig, *, halted: bool) -> Guard:
+        """The guard of ``config``'s account, which is halted or not right now."""
         table = config.venue_table
         return cls(
             live=config.is_live,
             allow_live_orders=bool(table and table.allow_live_orders),
             max_order_notional=table.max_order_notional if table else None,
+            halted=halted,
         )
+
+    def account_refusal(self) -> str | None:
+        """Why no order at all may go to this account's venue, or None."""
+        if self.halted:
+            return "the account is halted"
+        if self.live and not self.allow_live_orders:
+            return "live account without allow_live_orders = true"
+        return None
 
 
 def reference_prices(snapshot: Snapshot, books: Books) -> dict[InstrumentKey, Decimal]:
-    """A price per instrument to size orders' notional: the venue's mark, its average, its last price, else the
-    books' entry price."""
-    prices: dict[InstrumentKey, Decimal] = {}
-    for key, lots in books.lots.items():
-        if lots:
-            prices[key] = lots[-1].entry_price
-    prices.update(snapshot.marks)
+    """A positive price per instrument to size orders' notional: the venue's mark, else its last price, else its
+    average, else the books' average entry. An instrument with none of them positive has no price: its order is
+    refused, because a cap that a zero price turns off is not a cap."""
+    candidates: dict[InstrumentKey, list[Decimal | None]] = {}
     for position in snapshot.positions:
-        prices[position.key] = position.mark_price or position.avg_price
+        candidates.setdefault(position.key, []).append(position.mark_price)
+    for key, last in snapshot.marks.items():
+        candidates.setdefault(key, []).append(last)
+    for position in snapshot.positions:
+        candidates[position.key].append(position.avg_price)
+    for key, lots in books.lots.items():
+        candidates.setdefault(key, []).append(position_of(key, lots).avg_entry)
+    prices: dict[InstrumentKey, Decimal] = {}
+    for key, options in candidates.items():
+        positive = next((price for price in options if price is not None and price > ZERO), None)
+        if positive is not None:
+            prices[key] = positive
     return prices
 
 
@@ -93,13 +117,14 @@ def send_planned_orders(
 def _refusal(
     guard: Guard, order: PlaceOrder, prices: Mapping[InstrumentKey, Decimal], used: Decimal
 ) -> tuple[str | None, Decimal]:
-    if guard.live and not guard.allow_live_orders:
-        return "live account without allow_live_orders = true", ZERO
+    refusal = guard.account_refusal()
+    if refusal:
+        return refusal, ZERO
     if guard.max_order_notional is None:
         return "no max_order_notional is set for this account", ZERO
     price = prices.get(order.key)
-    if price is None:
-        return "no price to size the order's notional", ZERO
+    if price is None or price <= ZERO:
+        return "no positive mark, last or average price to size the order's notional", ZERO
     notional = abs(order.qty * price)
     if used + notional > guard.max_order_notional:
         return (
@@ -110,9 +135,10 @@ def _refusal(
 
 
 def _cancel(venue: Venue, guard: Guard, order: Order, dry_run: bool) -> OrderOutcome:
-    """Cancel a venue order the books do not know; only the live-account guard applies (it adds no exposure)."""
-    if guard.live and not guard.allow_live_orders:
-        refusal = "live account without allow_live_orders = true"
+    """Cancel a venue order the books do not know; the halt and live-account guards apply (no notional: a cancel
+    adds no exposure)."""
+    refusal = guard.account_refusal()
+    if refusal:
         return OrderOutcome(order, False, f"{'would be ' if dry_run else ''}refused: {refusal}", cancel=True)
     if dry_run:
         return OrderOutcome(order, False, "would cancel", cancel=True)

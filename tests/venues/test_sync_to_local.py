@@ -1,7 +1,12 @@
-"""sync_to_local through the real pybit client: guarded orders, deterministic client ids, every order an action."""
+"""sync_to_local through the real pybit client: guarded orders, deterministic client ids, every order an action.
+
+The fake exchange listens on loopback, a host no environment is known by: it counts as live, so every test that
+expects an order to go out says ``allow_live_orders = true``, as an operator pointing at an unknown host must.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,9 +15,12 @@ from fake_exchange import FakeExchange
 
 from models import history, ledger
 from models.database import Database
+from reconciliation.errors import FixConfiguration
+from reconciliation.values import Books, InstrumentKey, Lot, LotSide, Snapshot, VenuePosition
 from workers.books import BooksClient
 from workers.fleet import load_fleet
 from workers.orchestrator import reconcile
+from workers.venue_orders import reference_prices
 
 KEYS = {"BYBIT_KEY": "bybit-key", "BYBIT_SECRET": "bybit-secret"}
 ORDER_UUID = "61e69015-8549-4bfd-b9c3-01e75843f47d"
@@ -69,7 +77,7 @@ def run(database: Database, path: Path, dry_run: bool = False) -> int:
 def test_an_order_within_the_cap_is_sent_once_even_when_the_run_is_retried(
     exchange: FakeExchange, database: Database, drifted: BooksClient, credentials: None, tmp_path: Path
 ) -> None:
-    path = fleet(tmp_path, exchange, environment='"testnet"', max_order_notional="1000")
+    path = fleet(tmp_path, exchange, environment='"testnet"', allow_live_orders="true", max_order_notional="1000")
 
     first = run(database, path)
     [(applied, detail)] = order_actions(database, first)
@@ -113,7 +121,7 @@ def test_orders_over_the_notional_cap_are_refused(
 def test_a_dry_run_prints_the_order_it_would_send_and_sends_nothing(
     exchange: FakeExchange, database: Database, drifted: BooksClient, credentials: None, tmp_path: Path
 ) -> None:
-    path = fleet(tmp_path, exchange, environment='"demo"', max_order_notional="1000")
+    path = fleet(tmp_path, exchange, environment='"demo"', allow_live_orders="true", max_order_notional="1000")
 
     [(applied, detail)] = order_actions(database, run(database, path, dry_run=True))
 
@@ -131,7 +139,7 @@ def test_an_open_venue_order_unknown_to_the_books_is_cancelled_but_not_on_a_live
     assert exchange.cancelled_orders == []
     assert "refused: live account" in order_actions(database, refused)[0][1]
 
-    cancelled = run(database, fleet(tmp_path, exchange, environment='"testnet"'))
+    cancelled = run(database, fleet(tmp_path, exchange, environment='"testnet"', allow_live_orders="true"))
     assert exchange.cancelled_orders == ["manual-1"]
     assert order_actions(database, cancelled) == [(True, "planned cancel of venue order web-1: cancelled")]
 
@@ -151,6 +159,7 @@ base_url = "{exchange.url}"
 api_key_env = "ALPACA_KEY"
 api_secret_env = "ALPACA_SECRET"
 timeout_seconds = 2
+allow_live_orders = true
 [bots.lxalgo.accounts.live.policy]
 moderate = "sync_to_local"
 """)
@@ -159,3 +168,118 @@ moderate = "sync_to_local"
 
     assert exchange.cancelled_orders == [ORDER_UUID]
     assert order_actions(database, result) == [(True, "planned cancel of venue order web-2: cancelled")]
+
+
+def test_an_unknown_endpoint_counts_as_live_whatever_the_environment_label_says(
+    exchange: FakeExchange, database: Database, drifted: BooksClient, credentials: None, tmp_path: Path
+) -> None:
+    path = fleet(tmp_path, exchange, environment='"testnet"', max_order_notional="1000")
+
+    [(applied, detail)] = order_actions(database, run(database, path))
+
+    assert load_fleet(path).account("lxalgo", "live").is_live
+    assert not applied and "refused: live account without allow_live_orders" in detail
+    assert exchange.submitted_orders == []
+
+
+@pytest.mark.parametrize(
+    ("venue", "environment", "url", "known_as"),
+    [
+        ("bybit", "testnet", "https://api.bybit.com", "mainnet"),
+        ("bybit", "demo", "https://api.bytick.com/", "mainnet"),
+        ("bybit", "mainnet", "https://api-testnet.bybit.com", "testnet"),
+        ("alpaca", "paper", "https://api.alpaca.markets", "live"),
+        ("alpaca", "live", "https://paper-api.alpaca.markets", "paper"),
+    ],
+)
+def test_an_environment_label_that_disagrees_with_the_endpoint_is_a_configuration_error(
+    tmp_path: Path, venue: str, environment: str, url: str, known_as: str
+) -> None:
+    path = tmp_path / "fleet.toml"
+    path.write_text(f"""
+[bots.lxalgo.accounts.live]
+venue = "{venue}"
+environment = "{environment}"
+base_url = "{url}"
+api_key_env = "KEY"
+api_secret_env = "SECRET"
+""")
+
+    with pytest.raises(FixConfiguration) as refused:
+        load_fleet(path)
+
+    message = str(refused.value)
+    assert "[bots.lxalgo.accounts.live]" in message
+    assert f"environment = '{environment}'" in message and f"the {known_as} endpoint" in message
+
+
+def test_no_order_is_sent_for_an_account_an_operator_halted(
+    exchange: FakeExchange, database: Database, drifted: BooksClient, credentials: None, tmp_path: Path
+) -> None:
+    path = fleet(tmp_path, exchange, environment='"testnet"', allow_live_orders="true", max_order_notional="1000")
+    with database.sessions.begin() as session:
+        account_id = ledger.find_account(session, "lxalgo", "live").id
+        history.set_halted(session, account_id, True, "investigating", datetime.now(UTC))
+
+    [(applied, detail)] = order_actions(database, run(database, path))
+
+    assert not applied and "refused: the account is halted" in detail
+    assert exchange.submitted_orders == []
+
+
+def test_no_order_is_sent_when_the_same_run_halts_the_account(
+    exchange: FakeExchange, database: Database, drifted: BooksClient, credentials: None, tmp_path: Path
+) -> None:
+    """BTCUSDT differs by a moderate amount (sync_to_local) while ETHUSDT is gone at the venue (critical: halt)."""
+    drifted.record_fill("lxalgo", "live", symbol="ETHUSDT", category="linear", side="buy", qty="1", price="2000",
+                        fill_id="e1", time="2026-11-01T00:00:00Z")  # fmt: skip
+    path = fleet(tmp_path, exchange, environment='"testnet"', allow_live_orders="true", max_order_notional="1000")
+    path.write_text(path.read_text().replace('critical = "sync_to_local"', 'critical = "halt_and_alert"'))
+    exchange.remove_bybit_position("linear", "BTCUSDT")
+    exchange.add_bybit_position("linear", "BTCUSDT", "Buy", "9.7", "100", "100")
+
+    result = run(database, path)
+
+    [(applied, detail)] = order_actions(database, result)
+    assert not applied and "refused: the account is halted" in detail
+    assert exchange.submitted_orders == []
+    assert drifted.is_halted("lxalgo", "live")
+
+
+def test_no_order_is_sent_when_the_venue_gives_no_positive_price_to_size_it(
+    exchange: FakeExchange, database: Database, credentials: None, tmp_path: Path
+) -> None:
+    """A venue reporting avgPrice 0 and markPrice 0: a cap that a zero price turns off is not a cap."""
+    exchange.add_bybit_position("linear", "BTCUSDT", "Buy", "1000", "0", "0")
+    path = fleet(tmp_path, exchange, environment='"testnet"', allow_live_orders="true", max_order_notional="1")
+
+    result = run(database, path)
+
+    assert exchange.submitted_orders == []
+    with database.sessions() as session:
+        record = history.run_record(session, result)
+    refusals = [a.detail for a in record.actions if a.kind == "planned_order"]
+    assert record.run.status == "failed" or all("refused: no positive mark, last or average price" in d
+                                                 for d in refusals)  # fmt: skip
+
+
+def test_reference_prices_take_the_first_positive_of_mark_last_average_and_book_entry() -> None:
+    key, gone, adopted, unpriced = (InstrumentKey("linear", s) for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"))
+    when = datetime(2026, 11, 1, tzinfo=UTC)
+    lot = Lot("f1", gone, LotSide.LONG, Decimal(1), Decimal(1), Decimal("2000"), when)
+    free = Lot("f2", unpriced, LotSide.LONG, Decimal(1), Decimal(1), Decimal(0), when)
+    snapshot = Snapshot(
+        as_of=when,
+        positions=(
+            VenuePosition(key, Decimal(1), Decimal("60000"), Decimal(0)),
+            VenuePosition(adopted, Decimal(2), Decimal("150"), None),
+            VenuePosition(unpriced, Decimal(1), Decimal(0), None),
+        ),
+        cash=None,
+        marks={key: Decimal(0), gone: Decimal(0)},
+    )
+    books = Books(lots={gone: (lot,), unpriced: (free,)})
+
+    prices = reference_prices(snapshot, books)
+
+    assert prices == {key: Decimal("60000"), gone: Decimal("2000"), adopted: Decimal("150")}
