@@ -7,6 +7,11 @@
 
 Quantities and prices are strings or ``Decimal`` (never floats: a float has already lost the exact value).
 A fill id already in the books is a no-op that says so (``FillResult.recorded`` is False).
+
+Every argument is checked before the database sees it: bot and account names follow the one naming rule
+(``reconciliation.names``); symbols, categories, ids, currencies and groups fit their columns and amounts
+fit NUMERIC(38, 18) (``reconciliation.limits``); times lie between 1970 and 2100. Anything else raises
+``FixConfiguration`` with a one-line message that names the field and shows the value shortened.
 """
 
 from __future__ import annotations
@@ -19,6 +24,16 @@ from typing import TypeVar
 from models import history, ledger
 from models.database import Database, open_database
 from reconciliation.errors import FixConfiguration
+from reconciliation.limits import (
+    MAX_CATEGORY,
+    MAX_CURRENCY,
+    MAX_GROUP,
+    MAX_ID,
+    MAX_SYMBOL,
+    amount_problem,
+    text_problem,
+)
+from reconciliation.names import check_name, shown
 from reconciliation.values import (
     DEFAULT_CATEGORY,
     ZERO,
@@ -36,20 +51,57 @@ from reconciliation.values import (
 Number = str | Decimal | int
 T = TypeVar("T")
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_LEG = 2**31 - 1  # the leg column is a 32-bit INTEGER on Postgres
+
 
 def to_decimal(value: Number, name: str, *, positive: bool = False, signed: bool = False) -> Decimal:
-    """``value`` as an exact Decimal; floats and malformed numbers are refused with a message naming ``name``."""
+    """``value`` as an exact Decimal that fits an amount column; floats, malformed numbers and amounts out of
+    range or with more than 18 places are refused with a message naming ``name``."""
     if isinstance(value, float | bool):
-        raise FixConfiguration(f"{name}: pass a string or Decimal, not {type(value).__name__} ({value!r})")
+        raise FixConfiguration(f"{name}: pass a string or Decimal, not {type(value).__name__} ({shown(value)})")
     try:
         number = parse_decimal(value)
     except ValueError as error:
-        raise FixConfiguration(f"{name}: {error}") from None
+        raise FixConfiguration(f"{name}: {str(error).replace(repr(value), shown(value))}") from None
+    if number.is_zero():
+        number = ZERO  # 0E-50 is zero; Postgres cannot store it written so
+    problem = amount_problem(number)
+    if problem is not None:
+        raise FixConfiguration(f"{name}: {shown(value)} is {problem}")
     if positive and number <= ZERO:
-        raise FixConfiguration(f"{name}: must be positive, got {value}")
+        raise FixConfiguration(f"{name}: must be positive, got {_echo(value)}")
     if not positive and not signed and number < ZERO:
-        raise FixConfiguration(f"{name}: must not be negative, got {value}")
+        raise FixConfiguration(f"{name}: must not be negative, got {_echo(value)}")
     return number
+
+
+def to_text(value: object, name: str, limit: int) -> str:
+    """``value`` when it is a non-empty string of at most ``limit`` characters without control characters."""
+    if not isinstance(value, str):
+        raise FixConfiguration(f"{name}: expected a string, got {type(value).__name__}")
+    problem = text_problem(value, limit)
+    if problem is not None:
+        verb = "" if problem.startswith("contains") else "is "
+        raise FixConfiguration(f"{name}: {shown(value)} {verb}{problem}")
+    return value
+
+
+def to_leg(value: object) -> int:
+    """A position leg: a whole number from 0 to ``MAX_LEG``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_LEG:
+        raise FixConfiguration(f"leg: must be a whole number from 0 to {MAX_LEG}, got {shown(value)}")
+    return value
+
+
+def _optional_text(value: object, name: str, limit: int) -> str | None:
+    return None if value is None else to_text(value, name, limit)
+
+
+def _echo(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else shown(value)
 
 
 def to_time(value: datetime | str | None, clock: Callable[[], datetime]) -> datetime:
@@ -61,19 +113,35 @@ def to_time(value: datetime | str | None, clock: Callable[[], datetime]) -> date
         try:
             value = datetime.fromisoformat(text)
         except ValueError:
-            raise FixConfiguration(f"time: {value!r} is not an ISO 8601 time") from None
+            raise FixConfiguration(f"time: {shown(value)} is not an ISO 8601 time") from None
     if not isinstance(value, datetime):
         raise FixConfiguration(f"time: expected an ISO 8601 text or a datetime, got {type(value).__name__}")
     if value.tzinfo is None:
         raise FixConfiguration("time: must carry a time zone (use Z or +00:00 for UTC)")
-    return value.astimezone(UTC)
+    try:
+        moment = value.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset has no UTC equivalent
+        moment = None
+    if moment is None or not EARLIEST <= moment < LATEST:
+        raise FixConfiguration(f"time: {value.isoformat()} is outside {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}")
+    return moment
 
 
 def _choice(parse: Callable[[str], T], value: str, name: str, allowed: str) -> T:
     try:
         return parse(value)
     except ValueError:
-        raise FixConfiguration(f"{name}: {value!r} is not one of {allowed}") from None
+        raise FixConfiguration(f"{name}: {shown(value)} is not one of {allowed}") from None
+
+
+def _names(bot: str, account: str) -> tuple[str, str]:
+    return check_name(bot, "bot"), check_name(account, "account")
+
+
+def _key(category: str, symbol: str, leg: int) -> InstrumentKey:
+    return InstrumentKey(
+        to_text(category, "category", MAX_CATEGORY), to_text(symbol, "symbol", MAX_SYMBOL), to_leg(leg)
+    )
 
 
 class BooksClient:
@@ -103,19 +171,20 @@ class BooksClient:
         reason: str | None = None,
     ) -> ledger.FillResult:
         """Record a fill and apply it FIFO; a fill id already recorded changes nothing."""
+        bot, account = _names(bot, account)
         if not fill_id:
             raise FixConfiguration("fill_id: required (the venue's execution id)")
         fill = Fill(
-            fill_id=fill_id,
-            key=InstrumentKey(category, symbol, leg),
+            fill_id=to_text(fill_id, "fill_id", MAX_ID),
+            key=_key(category, symbol, leg),
             side=_choice(Side, side, "side", "buy, sell"),
             qty=to_decimal(qty, "qty", positive=True),
             price=to_decimal(price, "price"),
             fee=to_decimal(fee, "fee", signed=True),
             time=to_time(time, self.clock),
-            order_id=order_id,
+            order_id=_optional_text(order_id, "order_id", MAX_ID),
             kind=_choice(FillKind, kind, "kind", ", ".join(FillKind)),
-            group=group,
+            group=_optional_text(group, "group", MAX_GROUP),
             reason=reason,
         )
         with self.database.sessions.begin() as session:
@@ -138,10 +207,11 @@ class BooksClient:
         leg: int = 0,
     ) -> bool:
         """Record a pending order, or update status and venue id of a known client order id; True if new."""
+        bot, account = _names(bot, account)
         order = Order(
-            client_order_id=client_order_id,
-            venue_order_id=venue_order_id,
-            key=InstrumentKey(category, symbol, leg),
+            client_order_id=to_text(client_order_id, "client_order_id", MAX_ID),
+            venue_order_id=_optional_text(venue_order_id, "venue_order_id", MAX_ID),
+            key=_key(category, symbol, leg),
             side=_choice(Side, side, "side", "buy, sell"),
             qty=to_decimal(qty, "qty", positive=True),
             price=to_decimal(price, "price") if price is not None else None,
@@ -153,22 +223,26 @@ class BooksClient:
 
     def set_expected_cash(self, bot: str, account: str, balance: Number, currency: str = "USD") -> Cash | None:
         """Set the cash the bot expects at the venue; returns the previous expectation."""
-        cash = Cash(currency, to_decimal(balance, "balance", signed=True))
+        bot, account = _names(bot, account)
+        cash = Cash(to_text(currency, "currency", MAX_CURRENCY), to_decimal(balance, "balance", signed=True))
         with self.database.sessions.begin() as session:
             account_id = ledger.get_or_create_account(session, bot, account, self.clock()).id
             return ledger.set_expected_cash(session, account_id, cash, self.clock())
 
     def positions(self, bot: str, account: str) -> list[Position]:
         """Open positions with their lots."""
+        bot, account = _names(bot, account)
         with self.database.sessions() as session:
             return ledger.positions(session, ledger.find_account(session, bot, account).id)
 
     def is_halted(self, bot: str, account: str) -> bool:
         """True when reconciliation or an operator halted the account: the bot must not open new risk."""
+        bot, account = _names(bot, account)
         with self.database.sessions() as session:
             return ledger.find_account(session, bot, account).halted
 
     def breaks(self, bot: str, account: str) -> list[str]:
         """Subjects of the account's open breaks."""
+        bot, account = _names(bot, account)
         with self.database.sessions() as session:
             return [b.subject for b in history.open_breaks(session, ledger.find_account(session, bot, account).id)]

@@ -1,39 +1,46 @@
 """The ``recon`` command: reconcile accounts, read runs and reports, keep the books, run the demo.
 
-Exit codes of ``recon reconcile``: 0 in sync, 1 discrepancies found (handled per policy), 2 usage or
-configuration error, 3 the run failed (nothing changed), 4 the account was halted. Every command prints
-one line on stderr for bad input, never a traceback.
+Exit codes: 0 in sync, 1 discrepancies found (handled per policy), 2 usage or configuration error, 3 the run
+failed or a dependency (database, Redis, venue) was unavailable (nothing changed), 4 the account was halted,
+5 internal error (a bug). Every error is one line on stderr, never a traceback (``RECON_DEBUG=1`` adds it).
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
 from models import history, ledger
 from models.database import Database, open_database, upgrade
 from reconciliation.errors import FixConfiguration, ReconError, RetryLater
+from reconciliation.names import check_name, shown
+from reconciliation.plan import RECONCILE_REASONS
 from workers import report
-from workers.backfill import backfill as run_backfill
-from workers.backfill import result_json as backfill_json
-from workers.backfill import result_view as backfill_view
-from workers.books import BooksClient
-from workers.connect import open_venue
-from workers.demo import run_demo
+from workers.books import BooksClient, to_text
 from workers.fleet import AccountConfig, Fleet, load_fleet
-from workers.orchestrator import reconcile as run_reconciliation
-from workers.orchestrator import utc_now
 from workers.schedule import RECONCILE_TASK, beat_schedule, queue_for
 from workers.settings import Settings
 
-EXIT_IN_SYNC, EXIT_DISCREPANCIES, EXIT_USAGE, EXIT_FAILED, EXIT_HALTED = 0, 1, 2, 3, 4
+# The run pipeline, backfill, venues and demo are imported by the commands that use them: they load the venue
+# SDKs (about 0.5 s), which every other command, and every refused input, would otherwise wait for.
+
+EXIT_IN_SYNC, EXIT_DISCREPANCIES, EXIT_USAGE, EXIT_FAILED, EXIT_HALTED, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
 STATUS_EXIT = {
     "in_sync": EXIT_IN_SYNC,
     "resolved": EXIT_DISCREPANCIES,
@@ -58,10 +65,36 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(db_app, name="db")
 app.add_typer(venue_app, name="venue")
 
+MAX_RUN_ID = 2**31 - 1  # runs.id is a 32-bit INTEGER on Postgres
+MAX_LIST = 10_000
+MAX_REASON = 500
+MAX_WAIT = 86_400.0
+MAX_LINE = 500
+MAX_INTERNAL = 200
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
 console = Console(highlight=False)
+
+
+def _bot_name(value: str) -> str:
+    return check_name(value, "bot")
+
+
+def _account_name(value: str) -> str:
+    return check_name(value, "account")
+
+
+def _optional_bot_name(value: str | None) -> str | None:
+    return None if value is None else check_name(value, "bot")
+
+
+def _optional_account_name(value: str | None) -> str | None:
+    return None if value is None else check_name(value, "account")
+
+
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON (amounts as strings) instead of tables.")]
-BotArg = Annotated[str, typer.Argument(help="Bot name, e.g. lxalgo.")]
-AccountArg = Annotated[str, typer.Argument(help="Account name, e.g. paper or live.")]
+BotArg = Annotated[str, typer.Argument(help="Bot name, e.g. lxalgo.", callback=_bot_name)]
+AccountArg = Annotated[str, typer.Argument(help="Account name, e.g. paper or live.", callback=_account_name)]
 
 
 @dataclass
@@ -72,7 +105,7 @@ class Options:
     db: str | None
 
     def database_url(self) -> str:
-        return self.db or Settings().database_url
+        return checked_database_url(self.db or Settings().database_url.get_secret_value())
 
     def database(self) -> Database:
         return open_database(self.database_url())
@@ -92,6 +125,23 @@ class Options:
         raise FixConfiguration(
             "no fleet file: pass --config FILE, create ./fleet.toml or set RECON_FLEET (see `recon demo`)"
         )
+
+
+def checked_database_url(url: str) -> str:
+    """``url`` when it parses as a URL; otherwise a configuration error that never shows its password."""
+    try:
+        make_url(url)
+    except (ArgumentError, ValueError):
+        raise FixConfiguration(f"not a database URL: {shown(hide_password(url))} (try sqlite:///recon.db)") from None
+    return url
+
+
+def hide_password(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***``."""
+    return _URL_PASSWORD.sub(r"\g<head>:***@", text)
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@\s]+@")
 
 
 @app.callback()
@@ -137,53 +187,88 @@ def reconcile(
 ) -> None:
     """Reconcile one account now and print its report.
 
-    Exit code: 0 in sync, 1 discrepancies found, 2 usage or configuration error, 3 run failed, 4 halted.
+    Exit code: 0 in sync, 1 discrepancies found, 2 usage or configuration error, 3 run failed, 4 halted,
+    5 internal error.
     """
+    if reason not in RECONCILE_REASONS:
+        raise FixConfiguration(f"unknown reason {shown(reason)}: use one of {', '.join(RECONCILE_REASONS)}")
+    if not 1 <= wait <= MAX_WAIT:
+        raise FixConfiguration(f"--wait: must be from 1 to {MAX_WAIT:.0f} seconds, got {wait}")
     options = _options(ctx)
     config = options.fleet().account(bot, account)
     database = options.database()
     if queue:
         run_id, status = _queued_run(options, config, reason, dry_run, wait)
     else:
+        from workers.orchestrator import reconcile as run_reconciliation  # noqa: PLC0415 - see the note at the imports
+
         result = run_reconciliation(database, config, reason=reason, dry_run=dry_run)
         run_id, status = result.run_id, result.status
-    _print_run(database, run_id, as_json)
+    record = _print_run(database, run_id, as_json)
+    if status == "failed":
+        _complain(f"run {run_id} failed: {record.run.error or 'no reason recorded'}")
     raise typer.Exit(STATUS_EXIT[status])
 
 
 def _queued_run(options: Options, config: AccountConfig, reason: str, dry_run: bool, wait: float) -> tuple[int, str]:
     """Send a run to the workers (on the account's queue) and wait for its last run."""
+    from celery.exceptions import TimeoutError as NoResultYet  # noqa: PLC0415 - only the commands using Celery
+
     from workers.celery import create_app  # noqa: PLC0415 - Celery is imported only by the commands that use it
 
     settings = Settings(fleet=str(options.fleet_path()), database_url=options.database_url())
-    pending = create_app(settings).send_task(
-        RECONCILE_TASK, args=[config.bot, config.account, reason, dry_run], queue=queue_for(config)
-    )
-    try:
-        outcome = pending.get(timeout=wait, propagate=True)
-    except TimeoutError as error:
-        raise RetryLater(f"no worker finished the run within {wait:.0f} s (task {pending.id})") from error
+    with _broker_errors(settings):
+        pending = create_app(settings).send_task(
+            RECONCILE_TASK, args=[config.bot, config.account, reason, dry_run], queue=queue_for(config)
+        )
+        try:
+            outcome = pending.get(timeout=wait, propagate=True)
+        except (TimeoutError, NoResultYet) as error:
+            raise RetryLater(f"no worker finished the run within {wait:.0f} s (task {pending.id})") from error
     if not outcome["runs"]:
         raise RetryLater("another worker holds the account; it will run once more before releasing it")
     last = outcome["runs"][-1]
     return int(last["run_id"]), str(last["status"])
 
 
-def _print_run(database: Database, run_id: int, as_json: bool) -> None:
+@contextmanager
+def _broker_errors(settings: Settings) -> Iterator[None]:
+    """Check Redis answers before using it (Celery would retry for 20 s), and turn its errors into RetryLater."""
+    from kombu.exceptions import OperationalError as BrokerError  # noqa: PLC0415 - only the commands using Celery
+    from redis.exceptions import RedisError  # noqa: PLC0415
+
+    from workers.runtime import redis_for  # noqa: PLC0415
+
+    url = settings.redis_url.get_secret_value()
+    scheme, separator, _ = url.partition("://")
+    if not separator or scheme not in REDIS_SCHEMES:
+        raise FixConfiguration(f"RECON_REDIS_URL: not a Redis URL: {shown(hide_password(url))}")
+    where = hide_password(url)
+    try:
+        redis_for(url).ping()
+        yield
+    except (RedisError, BrokerError) as error:
+        raise RetryLater(f"Redis unavailable at {where}: {_first_line(error)}") from error
+
+
+def _print_run(database: Database, run_id: int, as_json: bool) -> history.RunRecord:
     with database.sessions() as session:
         record = history.run_record(session, run_id)
     if as_json:
         report.print_json(console, report.run_json(record))
     else:
         console.print(report.run_view(record))
+    return record
 
 
 @app.command()
 def runs(
     ctx: typer.Context,
-    bot: Annotated[str | None, typer.Argument(help="Only this bot's runs.")] = None,
-    account: Annotated[str | None, typer.Argument(help="Only this account's runs.")] = None,
-    limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 50,
+    bot: Annotated[str | None, typer.Argument(help="Only this bot's runs.", callback=_optional_bot_name)] = None,
+    account: Annotated[
+        str | None, typer.Argument(help="Only this account's runs.", callback=_optional_account_name)
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_LIST, help="How many runs, newest first.")] = 50,
     as_json: JsonFlag = False,
 ) -> None:
     """List recent runs, newest first."""
@@ -199,7 +284,7 @@ def runs(
 @app.command("report")
 def show_report(
     ctx: typer.Context,
-    run_id: Annotated[int, typer.Argument(help="The run's id (see `recon runs`).")],
+    run_id: Annotated[int, typer.Argument(min=1, max=MAX_RUN_ID, help="The run's id (see `recon runs`).")],
     as_json: JsonFlag = False,
 ) -> None:
     """Show what one run saw and did."""
@@ -240,7 +325,7 @@ def halt(
     reason: Annotated[str, typer.Option(help="Why the account is halted (shown to bots and people).")],
 ) -> None:
     """Halt an account: its bot must not open new risk until it is resumed."""
-    _set_halted(ctx, bot, account, True, reason)
+    _set_halted(ctx, bot, account, True, to_text(reason.strip(), "--reason", MAX_REASON))
 
 
 @app.command()
@@ -253,7 +338,7 @@ def _set_halted(ctx: typer.Context, bot: str, account: str, halted: bool, reason
     database = _options(ctx).database()
     with database.sessions.begin() as session:
         account_id = ledger.find_account(session, bot, account).id
-        unchanged = history.set_halted(session, account_id, halted, reason, utc_now())
+        unchanged = history.set_halted(session, account_id, halted, reason, datetime.now(UTC))
     state = "halted" if halted else "resumed"
     console.print(f"{bot}/{account} {'was already' if unchanged else 'is now'} {state}")
 
@@ -274,7 +359,7 @@ def ledger_fill(
     fee: Annotated[str, typer.Option(help="Fee paid (negative for a rebate).")] = "0",
     time: Annotated[str | None, typer.Option(help="Execution time, ISO 8601 with zone (default now).")] = None,
     category: Annotated[str, typer.Option(help="Venue category, e.g. linear, us_equity.")] = "default",
-    leg: Annotated[int, typer.Option(help="Position leg (hedge mode index), default 0.")] = 0,
+    leg: Annotated[int, typer.Option(min=0, help="Position leg (hedge mode index), default 0.")] = 0,
     group: Annotated[str | None, typer.Option(help="Multi-leg position group, e.g. a spread's name.")] = None,
     order_id: Annotated[str | None, typer.Option(help="The venue's order id.")] = None,
     kind: Annotated[str, typer.Option(help="trade, liquidation, adl or expiry.")] = "trade",
@@ -326,7 +411,7 @@ def ledger_order(
     status: Annotated[str, typer.Option(help="open, partially_filled, filled, cancelled, rejected, expired.")] = "open",
     venue_order_id: Annotated[str | None, typer.Option(help="The venue's order id, once known.")] = None,
     category: Annotated[str, typer.Option(help="Venue category.")] = "default",
-    leg: Annotated[int, typer.Option(help="Position leg.")] = 0,
+    leg: Annotated[int, typer.Option(min=0, help="Position leg.")] = 0,
 ) -> None:
     """Record a pending order, or update the status of one already recorded (by client order id)."""
     client = BooksClient(_options(ctx).database())
@@ -408,7 +493,8 @@ def trigger(
 
     options = _options(ctx)
     settings = Settings(fleet=str(options.fleet_path()), database_url=options.database_url())
-    queued = BotClient(settings).request_reconciliation(bot, account, reason)
+    with _broker_errors(settings):
+        queued = BotClient(settings).request_reconciliation(bot, account, reason)
     console.print(f"{bot}/{account}: " + ("run queued" if queued else "a run is already queued; this request joins it"))
 
 
@@ -425,6 +511,10 @@ def backfill_exits(
     Exit code: 0 when nothing was left estimated, 1 when some exits stay estimated, 3 when the venue's
     fills could not be fetched (nothing changed).
     """
+    from workers.backfill import backfill as run_backfill  # noqa: PLC0415 - see the note at the imports
+    from workers.backfill import result_json as backfill_json  # noqa: PLC0415
+    from workers.backfill import result_view as backfill_view  # noqa: PLC0415
+
     options = _options(ctx)
     config = options.fleet().account(bot, account)
     result = run_backfill(options.database(), config, dry_run=dry_run)
@@ -432,6 +522,8 @@ def backfill_exits(
         report.print_json(console, backfill_json(result))
     else:
         console.print(backfill_view(result))
+    if result.status == "failed":
+        _complain(f"backfill run {result.run_id} failed: {result.error or 'no reason recorded'}")
     raise typer.Exit(BACKFILL_EXIT[result.status])
 
 
@@ -442,10 +534,12 @@ def venue_check(ctx: typer.Context, bot: BotArg, account: AccountArg, as_json: J
     Exit code: 0 when the venue answered, 2 for a configuration problem (a missing key variable, refused keys),
     3 when the venue could not be read (the reason is printed).
     """
+    from workers.connect import open_venue  # noqa: PLC0415 - see the note at the imports
+
     config = _options(ctx).fleet().account(bot, account)
     venue = open_venue(config)
     try:
-        snapshot = venue.fetch_snapshot(utc_now())
+        snapshot = venue.fetch_snapshot(datetime.now(UTC))
     except FixConfiguration:
         raise
     except ReconError as error:
@@ -454,6 +548,7 @@ def venue_check(ctx: typer.Context, bot: BotArg, account: AccountArg, as_json: J
             report.print_json(console, failure)
         else:
             console.print(f"{venue.describe()}: cannot read the account: {error}")
+        _complain(f"cannot read the account: {error}")
         raise typer.Exit(EXIT_FAILED) from None
     document: dict[str, Any] = {
         "bot": bot,
@@ -488,37 +583,101 @@ def demo(
     directory: Annotated[
         Path, typer.Option("--dir", help="Where the demo workspace (fleet file, venue states, database) goes.")
     ] = Path("recon-demo"),
+    force: Annotated[
+        bool, typer.Option("--force", help="Write the demo into a directory that holds other files too.")
+    ] = False,
 ) -> None:
-    """Reconcile the example fleet (LXAlgo, Momentum, ShortSeller; paper and live) on simulated venues."""
-    run_demo(console, directory, _options(ctx).db)
+    """Reconcile the example fleet (LXAlgo, Momentum, ShortSeller; paper and live) on simulated venues.
+
+    DIR must be missing, empty, or an earlier demo holding only its own files; --force writes it anyway.
+    """
+    from workers.demo import run_demo  # noqa: PLC0415 - see the note at the imports
+
+    run_demo(console, directory, _options(ctx).db, force=force)
 
 
 # --- entry point ----------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Run the command line; map errors to one line on stderr and an exit code."""
-    command = typer.main.get_command(app)
+    """Run the command line; every error ends it with one line on stderr and a documented exit code."""
+    _route_logging()
     try:
-        code = command.main(args=argv, prog_name="recon", standalone_mode=False)
+        code = typer.main.get_command(app).main(args=argv, prog_name="recon", standalone_mode=False)
     except typer.Exit as done:
         sys.exit(done.exit_code)
-    except typer.Abort:
-        _fail("aborted", EXIT_FAILED)
-    except typer.TyperException as error:
-        _fail(f"{error.format_message()} (see `recon --help`)", EXIT_USAGE)
-    except FixConfiguration as error:
-        _fail(str(error), EXIT_USAGE)
-    except ReconError as error:
-        _fail(str(error), EXIT_FAILED)
-    except OperationalError as error:
-        _fail(f"database unavailable: {str(error.orig).strip().splitlines()[0]}", EXIT_FAILED)
+    except Exception as error:  # the boundary: every error becomes one line and an exit code
+        message, exit_code = explain(error)
+        _complain(message)
+        if _debugging() and not isinstance(error, typer.TyperException):
+            traceback.print_exception(error, file=sys.stderr)
+        sys.exit(exit_code)
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    sys.stderr.write(f"recon: error: {message}\n")
-    sys.exit(code)
+def explain(error: Exception) -> tuple[str, int]:
+    """The message and exit code for an error that ended a command; anything unexpected is an internal error."""
+    if isinstance(error, typer.Abort):
+        return "aborted", EXIT_FAILED
+    if isinstance(error, typer.TyperException):
+        usage = _first_line(error.format_message()) or "missing command"  # empty: the help was printed
+        return f"{usage} (see `recon --help`)", EXIT_USAGE
+    if isinstance(error, FixConfiguration):
+        return str(error), EXIT_USAGE
+    if isinstance(error, ReconError):
+        return str(error), EXIT_FAILED
+    if isinstance(error, SQLAlchemyError):
+        return _database_problem(error), EXIT_FAILED
+    if isinstance(error, ValidationError) and error.title == "Settings":
+        return _settings_problem(error), EXIT_USAGE
+    return (
+        f"internal error: {type(error).__name__}: {_shortened(_first_line(error), MAX_INTERNAL)} "
+        "(set RECON_DEBUG=1 for the traceback)",
+        EXIT_INTERNAL,
+    )
+
+
+def _database_problem(error: SQLAlchemyError) -> str:
+    reason = _first_line(error.orig if isinstance(error, DBAPIError) else error) or type(error).__name__
+    if isinstance(error, OperationalError):
+        return f"database unavailable: {reason}"
+    if isinstance(error, DataError | IntegrityError):
+        return f"the database refused a value (nothing changed): {reason}"
+    return f"database unusable: {reason} (check --db / RECON_DATABASE_URL)"
+
+
+def _settings_problem(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = "_".join(str(part) for part in first["loc"]).upper()
+    return f"invalid setting {'RECON_' + where if where else 'RECON_*'}: {first['msg']}"
+
+
+def _complain(message: str) -> None:
+    """Write ``message`` to stderr as one short line, without any URL's password."""
+    line = _shortened(" ".join(hide_password(message).split()), MAX_LINE)
+    sys.stderr.write(f"recon: error: {''.join(c if c.isprintable() else repr(c)[1:-1] for c in line)}\n")
+
+
+def _first_line(value: object) -> str:
+    lines = str(value).strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def _shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def _debugging() -> bool:
+    return os.environ.get("RECON_DEBUG", "") not in ("", "0")
+
+
+def _route_logging() -> None:
+    """Log records go to stderr only with RECON_DEBUG; otherwise the report and the error line say it all."""
+    root = logging.getLogger()
+    if _debugging():
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    elif not root.handlers:
+        root.addHandler(logging.NullHandler())  # keeps logging's last-resort handler off stderr
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
 The workspace holds the fleet file, the venues' state files, the books the bots wrote before the trouble
 started, and a fresh SQLite database; ``cd`` into it and every ``recon`` command works on the demo.
+
+The demo writes only into a missing or empty directory, or into one an earlier demo made (it leaves a
+``.recon-demo`` marker) that holds nothing but the demo's own files; anything else needs ``force``.
 """
 
 from __future__ import annotations
@@ -19,23 +22,80 @@ from rich.table import Table
 
 from models import history
 from models.database import Database, open_database
+from reconciliation.errors import FixConfiguration
+from reconciliation.names import shown
 from workers import report
 from workers.books import BooksClient
 from workers.fleet import AccountConfig, load_fleet
 from workers.orchestrator import RunResult, reconcile
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
+MARKER = ".recon-demo"
+FOLDERS = ("venues", "books")
+DATABASE_FILES = ("recon.db", "recon.db-wal", "recon.db-shm", "recon.db-journal")
+OWN_FILES = frozenset({MARKER, "fleet.toml", *DATABASE_FILES})
 
 
-def prepare_workspace(directory: Path) -> Path:
-    """Copy the example fleet into ``directory`` (replacing an older demo there) and return its path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    shutil.copy(EXAMPLES / "fleet.toml", directory / "fleet.toml")
-    for folder in ("venues", "books"):
-        shutil.copytree(EXAMPLES / folder, directory / folder, dirs_exist_ok=True)
-    for stale in directory.glob("recon.db*"):
-        stale.unlink()
+def prepare_workspace(directory: Path, *, force: bool = False) -> Path:
+    """Copy the example fleet into ``directory`` (refreshing an earlier demo there) and return its path.
+
+    A directory holding anything but an earlier demo's own files is refused, unchanged, unless ``force``.
+    """
+    if directory.exists() and not directory.is_dir():
+        raise FixConfiguration(f"demo directory {directory} exists and is not a directory: choose another --dir")
+    try:
+        refusal = None if force else why_not_a_demo(directory)
+        if refusal is None:
+            _write_workspace(directory)
+    except OSError as error:
+        raise FixConfiguration(f"cannot write the demo into {directory}: {error.strerror or error}") from error
+    if refusal is not None:
+        raise FixConfiguration(
+            f"demo directory {directory} {refusal}: choose another --dir, or pass --force to write the demo "
+            "there anyway (its fleet.toml, venues/, books/ and recon.db are replaced)"
+        )
     return directory
+
+
+def why_not_a_demo(directory: Path) -> str | None:
+    """Why ``directory`` must not be overwritten by the demo, or None when it is missing, empty or an earlier demo."""
+    if not directory.exists():
+        return None
+    entries = sorted(directory.iterdir())
+    if not entries:
+        return None
+    foreign = next((found for found in map(_foreign_entry, entries) if found is not None), None)
+    if foreign is not None:
+        return f"holds {shown(str(foreign.relative_to(directory)))}, which `recon demo` did not make"
+    if not (directory / MARKER).is_file():
+        return f"was not made by `recon demo` (it has no {MARKER} file)"
+    return None
+
+
+def _foreign_entry(entry: Path) -> Path | None:
+    """``entry``, or the first file in it, when that is not the demo's own (its marker, fleet file, database,
+    example files); None when all of it is."""
+    if entry.is_symlink():
+        return entry
+    if entry.name in OWN_FILES:
+        return None if entry.is_file() else entry
+    if entry.name in FOLDERS and entry.is_dir():
+        examples = {example.name for example in (EXAMPLES / entry.name).iterdir()}
+        inside = sorted(entry.iterdir())
+        return next((i for i in inside if i.name not in examples or i.is_symlink() or not i.is_file()), None)
+    return entry
+
+
+def _write_workspace(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / MARKER).write_text(
+        "Made by `recon demo`; running it again with this --dir replaces the demo's files here.\n", encoding="utf-8"
+    )
+    shutil.copy(EXAMPLES / "fleet.toml", directory / "fleet.toml")
+    for folder in FOLDERS:
+        shutil.copytree(EXAMPLES / folder, directory / folder, dirs_exist_ok=True)
+    for stale in DATABASE_FILES:
+        (directory / stale).unlink(missing_ok=True)
 
 
 def seed_books(client: BooksClient, config: AccountConfig, seed_file: Path) -> None:
@@ -49,9 +109,9 @@ def seed_books(client: BooksClient, config: AccountConfig, seed_file: Path) -> N
         client.set_expected_cash(config.bot, config.account, seed["cash"]["balance"], seed["cash"]["currency"])
 
 
-def run_demo(console: Console, directory: Path, db_url: str | None) -> None:
+def run_demo(console: Console, directory: Path, db_url: str | None, *, force: bool = False) -> None:
     """Seed the example books, reconcile every account, show the reports, then reconcile again."""
-    workspace = prepare_workspace(directory)
+    workspace = prepare_workspace(directory, force=force)
     database = open_database(db_url or f"sqlite:///{workspace / 'recon.db'}")
     fleet = load_fleet(workspace / "fleet.toml")
     client = BooksClient(database)
@@ -124,4 +184,4 @@ def _command_from(workspace: Path) -> str:
     return os.path.relpath(installed, workspace.resolve()) if installed.exists() else "recon"
 
 
-__all__ = ["prepare_workspace", "run_demo", "seed_books"]
+__all__ = ["MARKER", "prepare_workspace", "run_demo", "seed_books", "why_not_a_demo"]

@@ -1,15 +1,20 @@
-"""What the books client accepts from bots: exact decimals only (no floats), and times that carry a zone."""
+"""What the books client accepts from bots: exact decimals that fit the books, times with a zone in a sane range,
+names by the one naming rule and texts that fit their columns; anything else is refused before the database."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
+from models.books import Account
+from models.database import Database
 from reconciliation.errors import FixConfiguration
-from workers.books import to_decimal, to_time
+from workers.books import BooksClient, to_decimal, to_time
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -28,7 +33,7 @@ def fixed_clock() -> datetime:
         pytest.param("0.1", "0.1", id="str"),
         pytest.param("50000.10", "50000.10", id="str-trailing-zero-kept"),
         pytest.param(3, "3", id="int"),
-        pytest.param(Decimal("0.30000000000000000001"), "0.30000000000000000001", id="decimal"),
+        pytest.param(Decimal("0.300000000000000001"), "0.300000000000000001", id="decimal-18-places"),
         pytest.param("12345678901234567890.123456789", "12345678901234567890.123456789", id="long-str"),
         pytest.param("0", "0", id="zero"),
     ],
@@ -83,6 +88,42 @@ def test_to_decimal_refuses_nan_and_infinity(value: Any) -> None:
 def test_to_decimal_positive_refuses_zero_and_negative(value: Any) -> None:
     with pytest.raises(FixConfiguration, match=r"^qty: must be positive, got "):
         to_decimal(value, "qty", positive=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        pytest.param("1e25", "out of range (must be below 1e20 in size)", id="1e25"),
+        pytest.param("-100000000000000000000", "out of range (must be below 1e20 in size)", id="-1e20"),
+        pytest.param("1e999999", "out of range (must be below 1e20 in size)", id="1e999999"),
+        pytest.param("1e999999999999999999", "out of range (must be below 1e20 in size)", id="exponent-beyond-context"),
+        pytest.param("0.0000000000000000001", "more than 18 decimal places", id="19-places"),
+        pytest.param("1e-999999999999999999", "more than 18 decimal places", id="underflow"),
+        pytest.param("1234567890.1234567890123456789", "more than 18 decimal places", id="29-digits-19-places"),
+    ],
+)
+def test_to_decimal_refuses_amounts_that_do_not_fit_numeric_38_18(value: str, problem: str) -> None:
+    with pytest.raises(FixConfiguration) as caught:
+        to_decimal(value, "qty", signed=True)
+
+    assert str(caught.value) == f"qty: {value!r} is {problem}"
+
+
+@pytest.mark.parametrize(
+    "value", ["99999999999999999999", "0.000000000000000001", "1.500000000000000000000000", "0E-50"]
+)
+def test_to_decimal_accepts_the_edges_of_numeric_38_18(value: str) -> None:
+    assert to_decimal(value, "qty", signed=True) == Decimal(value)
+
+
+def test_to_decimal_shows_a_huge_value_shortened() -> None:
+    with pytest.raises(FixConfiguration) as caught:
+        to_decimal("x" * 100_000, "price")
+
+    assert (
+        str(caught.value)
+        == "price: 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx… (100002 characters) is not a decimal number"
+    )
 
 
 def test_to_decimal_positive_accepts_the_smallest_positive_amount() -> None:
@@ -148,3 +189,118 @@ def test_to_time_accepts_a_lowercase_z_and_refuses_a_number() -> None:
     assert to_time("2026-11-20T12:00:00z", never) == datetime(2026, 11, 20, 12, tzinfo=UTC)
     with pytest.raises(FixConfiguration, match="got int"):
         to_time(1763640000, never)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("1969-12-31T23:59:59Z", id="before-1970"),
+        pytest.param("0001-01-01T00:00:00+00:00", id="year-1"),
+        pytest.param("0001-01-01T00:00:00+01:00", id="year-1-with-offset"),
+        pytest.param("2100-01-01T00:00:00Z", id="2100"),
+        pytest.param("9999-12-31T23:59:59+14:00", id="year-9999"),
+        pytest.param("9999-12-31T23:59:59-14:00", id="year-9999-beyond-utc"),
+    ],
+)
+def test_to_time_refuses_times_outside_1970_to_2100(value: str) -> None:
+    with pytest.raises(FixConfiguration, match=r"^time: .* is outside 1970-01-01 to 2100-01-01$"):
+        to_time(value, fixed_clock)
+
+
+def test_to_time_shows_huge_text_shortened() -> None:
+    with pytest.raises(FixConfiguration, match=r"^time: 'yyy.*… \(1002 characters\) is not an ISO 8601 time$"):
+        to_time("y" * 1000, fixed_clock)
+
+
+# --- BooksClient ---------------------------------------------------------------------------------------------------
+
+FILL: dict[str, Any] = {"symbol": "BTCUSDT", "side": "buy", "qty": "1", "price": "100", "fill_id": "f1"}
+ORDER: dict[str, Any] = {"client_order_id": "c1", "symbol": "BTCUSDT", "side": "buy", "qty": "1"}
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        pytest.param(
+            lambda b: b.record_fill("evil'); DROP TABLE runs;--", "paper", **FILL),
+            'invalid bot name "evil\'); DROP TABLE runs;--"',
+            id="bot-sql",
+        ),
+        pytest.param(lambda b: b.record_fill("lxalgo", "", **FILL), "invalid account name ''", id="account-empty"),
+        pytest.param(
+            lambda b: b.record_fill("lxalgo", "paper", **{**FILL, "symbol": "S" * 65}),
+            "symbol: 'SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSS… (67 characters) is longer than 64 characters",
+            id="symbol-65",
+        ),
+        pytest.param(
+            lambda b: b.record_fill("lxalgo", "paper", **{**FILL, "symbol": ""}),
+            "symbol: '' is empty",
+            id="symbol-empty",
+        ),
+        pytest.param(
+            lambda b: b.record_fill("lxalgo", "paper", **{**FILL, "fill_id": "i" * 200}),
+            "fill_id: 'iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii… (202 characters) is longer than 128 characters",
+            id="fill-id-200",
+        ),
+        pytest.param(
+            lambda b: b.record_fill("lxalgo", "paper", **FILL, category="c" * 33),
+            "category: 'ccccccccccccccccccccccccccccccccc' is longer than 32 characters",
+            id="category-33",
+        ),
+        pytest.param(
+            lambda b: b.record_fill("lxalgo", "paper", **FILL, group="g" * 65), "is longer than 64", id="group-65"
+        ),
+        pytest.param(
+            lambda b: b.record_fill("lxalgo", "paper", **FILL, order_id="o\nx"),
+            "order_id: 'o\\nx' contains control characters",
+            id="order-id-newline",
+        ),
+        pytest.param(
+            lambda b: b.record_fill("lxalgo", "paper", **{**FILL, "qty": "1e25"}),
+            "qty: '1e25' is out of range",
+            id="qty-1e25",
+        ),
+        pytest.param(
+            lambda b: b.record_fill("lxalgo", "paper", **FILL, leg=2**31), "leg: must be a whole number", id="leg-huge"
+        ),
+        pytest.param(
+            lambda b: b.record_fill("lxalgo", "paper", **FILL, time="0001-01-01T00:00:00Z"),
+            "time: 0001-01-01T00:00:00+00:00 is outside",
+            id="time-year-1",
+        ),
+        pytest.param(
+            lambda b: b.record_order("lxalgo", "paper", **{**ORDER, "client_order_id": "c" * 129}),
+            "client_order_id: ",
+            id="client-order-id-129",
+        ),
+        pytest.param(
+            lambda b: b.record_order("lxalgo", "paper", **ORDER, venue_order_id=""),
+            "venue_order_id: '' is empty",
+            id="venue-order-id-empty",
+        ),
+        pytest.param(
+            lambda b: b.set_expected_cash("lxalgo", "paper", "1", "C" * 40),
+            "currency: 'CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC… (42 characters) is longer than 16 characters",
+            id="currency-40",
+        ),
+        pytest.param(
+            lambda b: b.set_expected_cash("lxalgo", "paper", "0.0000000000000000001"),
+            "balance: '0.0000000000000000001' is more than 18 decimal places",
+            id="balance-19-places",
+        ),
+        pytest.param(lambda b: b.positions("LXAlgo", "paper"), "invalid bot name 'LXAlgo'", id="positions-upper"),
+        pytest.param(lambda b: b.is_halted("lxalgo", "a" * 65), "invalid account name", id="is-halted-long"),
+        pytest.param(lambda b: b.breaks("", "paper"), "invalid bot name ''", id="breaks-empty"),
+    ],
+)
+def test_books_client_refuses_what_the_books_cannot_hold_and_writes_nothing(
+    database: Database, call: Callable[[BooksClient], object], message: str
+) -> None:
+    books = BooksClient(database, fixed_clock)
+
+    with pytest.raises(FixConfiguration) as caught:
+        call(books)
+
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    with database.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Account)) == 0

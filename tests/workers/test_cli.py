@@ -336,3 +336,109 @@ def test_backfill_replaces_an_estimated_exit_once_the_venue_shows_the_real_fill(
     )  # fmt: skip
     assert Decimal(trade["net_pnl"]) == (Decimal(191) - 185) * 3 - Decimal("0.03")
     assert recon.json("backfill", "momentum", "live", expect=0)["backfilled"] == 0
+
+
+# --- where the demo may write ---------------------------------------------------------------------------------
+
+
+def run_demo_command(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``recon demo`` in-process; returns exit code, stdout and stderr."""
+    capsys.readouterr()
+    try:
+        main(["demo", *args])
+    except SystemExit as done:
+        captured = capsys.readouterr()
+        return int(done.code or 0), captured.out, captured.err
+    raise AssertionError("main always exits")
+
+
+def contents(directory: Path) -> dict[str, bytes]:
+    """Every file under ``directory`` by relative path, with its bytes."""
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def earlier_demo(capsys: pytest.CaptureFixture[str], directory: Path) -> dict[str, bytes]:
+    """Run the demo into ``directory`` and return what it wrote."""
+    assert run_demo_command(capsys, "--dir", str(directory))[0] == 0
+    return contents(directory)
+
+
+def test_the_demo_uses_an_empty_directory_and_marks_it_as_its_own(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, err = run_demo_command(capsys, "--dir", str(tmp_path))
+
+    assert (code, err) == (0, "")
+    assert "shortseller/live" in out
+    assert {".recon-demo", "fleet.toml", "recon.db"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_the_demo_refreshes_a_directory_it_made_before(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    first = earlier_demo(capsys, tmp_path)
+    (tmp_path / "venues" / "lxalgo_paper.json").write_text('{"positions": []}')
+
+    code, _, err = run_demo_command(capsys, "--dir", str(tmp_path))
+
+    assert (code, err) == (0, "")
+    assert contents(tmp_path)["venues/lxalgo_paper.json"] == first["venues/lxalgo_paper.json"]
+    explore = Recon(capsys, tmp_path / "fleet.toml", f"sqlite:///{tmp_path / 'recon.db'}")
+    assert len(explore.json("runs", expect=0)) == 12  # a fresh database: this demo's two rounds only
+
+
+@pytest.mark.parametrize(
+    ("foreign", "named"),
+    [
+        pytest.param("notes.txt", "'notes.txt'", id="a-file-of-the-user"),
+        pytest.param("venues/mine.json", "'venues/mine.json'", id="a-file-in-the-demo-folders"),
+        pytest.param("recon.db.bak", "'recon.db.bak'", id="a-file-named-like-the-database"),
+    ],
+)
+def test_the_demo_refuses_a_directory_holding_anything_else_and_changes_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, foreign: str, named: str
+) -> None:
+    earlier_demo(capsys, tmp_path)
+    (tmp_path / foreign).write_text("mine")
+    before = contents(tmp_path)
+
+    code, out, err = run_demo_command(capsys, "--dir", str(tmp_path))
+
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith(f"recon: error: demo directory {tmp_path} holds {named}")
+    assert "--force" in err
+    assert contents(tmp_path) == before
+
+
+def test_the_demo_refuses_a_directory_with_a_fleet_file_it_did_not_make(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "fleet.toml").write_text("# my real fleet\n")
+    (tmp_path / "recon.db").write_bytes(b"my real books")
+
+    code, _, err = run_demo_command(capsys, "--dir", str(tmp_path))
+
+    assert code == 2 and "was not made by `recon demo` (it has no .recon-demo file)" in err and "--force" in err
+    assert contents(tmp_path) == {"fleet.toml": b"# my real fleet\n", "recon.db": b"my real books"}
+
+
+def test_the_demo_refuses_a_path_that_is_a_file_even_with_force(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "demo"
+    target.write_text("not a directory")
+
+    code, _, err = run_demo_command(capsys, "--dir", str(target), "--force")
+
+    assert code == 2 and "exists and is not a directory" in err
+    assert target.read_text() == "not a directory"
+
+
+def test_the_demo_with_force_writes_into_a_directory_holding_other_files_and_keeps_them(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+
+    code, _, err = run_demo_command(capsys, "--dir", str(tmp_path), "--force")
+
+    assert (code, err) == (0, "")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert (tmp_path / ".recon-demo").is_file() and (tmp_path / "recon.db").is_file()
