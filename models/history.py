@@ -11,8 +11,7 @@ from sqlalchemy.orm import Session
 from models.books import Account, Bot
 from models.runs import Action, Alert, Break, Finding, Run
 from reconciliation.errors import FixConfiguration
-
-RUN_REASONS = ("schedule", "startup", "large_fill", "manual", "backfill")
+from reconciliation.plan import RUN_REASONS
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,41 @@ def fail_run(session: Session, run_id: int, error: str, now: datetime) -> None:
     """Record that a run failed; nothing else changes."""
     run = session.get_one(Run, run_id)
     run.status, run.error, run.finished_at = "failed", error, now
+
+
+@dataclass(frozen=True)
+class RunningRun:
+    """A run still marked running: which account, why it ran, whether it was dry."""
+
+    run_id: int
+    account_id: int
+    bot: str
+    account: str
+    reason: str
+    dry_run: bool
+
+
+def runs_running_since(session: Session, started_before: datetime) -> list[RunningRun]:
+    """Runs still marked running that began before ``started_before``, oldest first."""
+    rows = session.execute(
+        select(Run.id, Run.account_id, Bot.name, Account.name, Run.reason, Run.dry_run)
+        .join(Account, Account.id == Run.account_id)
+        .join(Bot, Bot.id == Account.bot_id)
+        .where(Run.status == "running", Run.started_at < started_before)
+        .order_by(Run.id)
+    )
+    return [RunningRun(*row) for row in rows]
+
+
+def fail_if_running(session: Session, run_id: int, error: str, now: datetime) -> bool:
+    """Mark the run failed unless it already ended; True when this call ended it."""
+    result = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status == "running")
+        .values(status="failed", error=error, finished_at=now)
+        .returning(Run.id)
+    )
+    return result.first() is not None
 
 
 @dataclass(frozen=True)

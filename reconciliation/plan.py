@@ -56,6 +56,23 @@ class RunStatus(StrEnum):
     FAILED = "failed"
 
 
+class RunReason(StrEnum):
+    """Why a run happens: beat's schedule, a bot's start-up, a large fill, a person, a run whose worker was lost,
+    or a backfill of estimated exits."""
+
+    SCHEDULE = "schedule"
+    STARTUP = "startup"
+    LARGE_FILL = "large_fill"
+    MANUAL = "manual"
+    RECOVERY = "recovery"
+    BACKFILL = "backfill"
+
+
+#: The reasons a reconciliation (not a backfill) may be asked for.
+RECONCILE_REASONS = tuple(reason.value for reason in RunReason if reason is not RunReason.BACKFILL)
+RUN_REASONS = tuple(reason.value for reason in RunReason)
+
+
 class Outcome(StrEnum):
     """What became of one discrepancy."""
 

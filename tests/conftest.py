@@ -16,13 +16,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
+from redis import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from models import Base
 from models.database import Database, make_engine, normalize_url, upgrade
+from workers.books import BooksClient
+from workers.celery import create_app
+from workers.demo import seed_books
+from workers.fleet import load_fleet
+from workers.schedule import QUEUES
+from workers.settings import Settings
 
 DEFAULT_TEST_URL = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_URL = os.environ.get("RECON_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 EXAMPLES = Path(__file__).resolve().parent.parent / "workers" / "examples"
 
 
@@ -169,4 +179,40 @@ def venue(tmp_path: Path) -> SimState:
     return SimState(tmp_path / "venue.json")
 
 
-__all__ = ["Clock", "SimState"]
+# --- the distributed runtime: Redis, settings for the example fleet, a Celery app and a real worker ----------------
+
+
+@pytest.fixture
+def redis() -> Iterator[Redis]:
+    """The tests' Redis database, emptied before and after."""
+    client = Redis.from_url(REDIS_URL, socket_timeout=5)
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture
+def settings(postgres_url: str, example_fleet: Path, redis: Redis) -> Settings:
+    """Settings for the example fleet on the test Postgres and Redis, its bots' books written."""
+    database = Database(postgres_url)
+    client = BooksClient(database)
+    for config in load_fleet(example_fleet).accounts:
+        seed_books(client, config, example_fleet.parent / "books" / f"{config.bot}_{config.account}.json")
+    database.dispose()
+    return Settings(database_url=postgres_url, fleet=str(example_fleet), redis_url=REDIS_URL, coalesce_seconds=30)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Celery:
+    return create_app(settings)
+
+
+@pytest.fixture
+def worker(app: Celery) -> Iterator[Any]:
+    """A real worker in this process (threads pool) consuming every queue."""
+    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, queues=list(QUEUES),
+                      loglevel="WARNING", shutdown_timeout=30) as running:  # fmt: skip
+        yield running
+
+
+__all__ = ["REDIS_URL", "Clock", "SimState"]

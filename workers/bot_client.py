@@ -19,12 +19,12 @@ from typing import Any
 from celery import Celery
 
 from models import ledger
-from models.history import RUN_REASONS
 from reconciliation.errors import FixConfiguration
+from reconciliation.names import check_name, shown
+from reconciliation.plan import RECONCILE_REASONS
 from workers.celery import create_app, fleet_of
-from workers.runner import account_key
-from workers.runtime import database_for, redis_for
-from workers.schedule import RECONCILE_TASK, queue_for
+from workers.runner import account_key, request_run
+from workers.runtime import database_of, redis_of
 from workers.settings import Settings
 
 
@@ -34,27 +34,22 @@ class BotClient:
     def __init__(self, settings: Settings | None = None, app: Celery | None = None) -> None:
         self.settings = settings or Settings()
         self.app = app or create_app(self.settings)
-        self.redis = redis_for(self.settings.redis_url)
+        self.redis = redis_of(self.settings)
 
     def request_reconciliation(self, bot: str, account: str, reason: str = "large_fill") -> bool:
         """Queue a run of the account unless one is already queued; True when this call queued it."""
-        if reason not in RUN_REASONS:
-            raise FixConfiguration(f"unknown reason {reason!r}: use one of {', '.join(RUN_REASONS)}")
+        if reason not in RECONCILE_REASONS:
+            raise FixConfiguration(f"unknown reason {shown(reason)}: use one of {', '.join(RECONCILE_REASONS)}")
+        check_name(bot, "bot")
+        check_name(account, "account")
         fleet = fleet_of(self.settings)
         if fleet is None:
             raise FixConfiguration("no fleet file: set RECON_FLEET")
-        config = fleet.account(bot, account)
-        key = account_key(bot, account)
-        if not self.redis.set(f"{key}:pending", reason, nx=True, ex=self.settings.coalesce_seconds):
-            # A run is queued or running: make sure whoever holds the account runs once more.
-            self.redis.set(f"{key}:dirty", reason, ex=self.settings.lock_ttl)
-            return False
-        self.app.send_task(RECONCILE_TASK, args=[bot, account, reason], queue=queue_for(config))
-        return True
+        return request_run(self.redis, self.app, fleet.account(bot, account), reason, self.settings)
 
     def is_halted(self, bot: str, account: str) -> bool:
         """True when reconciliation or an operator halted the account: open no new risk."""
-        database = database_for(self.settings.database_url)
+        database = database_of(self.settings)
         with database.sessions() as session:
             return ledger.find_account(session, bot, account).halted
 

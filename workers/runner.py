@@ -16,20 +16,23 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from celery import Celery
 from redis import Redis
 from redis.exceptions import LockError
 from sqlalchemy.exc import OperationalError
 
 from models import ledger
 from models.database import Database
-from models.history import RUN_REASONS
-from reconciliation.errors import FixConfiguration, RetryLater
+from reconciliation.errors import RetryLater
 from reconciliation.values import plain
 from venues.base import Venue
 from workers.fleet import AccountConfig
 from workers.orchestrator import RunResult, reconcile
+from workers.schedule import RECONCILE_TASK, queue_for
 from workers.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,15 +40,42 @@ MAX_ROUNDS = 3
 EVENTS = "recon:events"
 
 
-def check_request(bot: object, account: object, reason: object) -> None:
-    """Refuse malformed task arguments before anything runs."""
-    if not isinstance(bot, str) or not isinstance(account, str) or reason not in RUN_REASONS:
-        raise FixConfiguration(f"bad task arguments: bot={bot!r} account={account!r} reason={reason!r}")
-
-
 def account_key(bot: str, account: str) -> str:
     """The Redis key prefix of one account."""
     return f"recon:{bot}:{account}"
+
+
+class AccountBusy(RetryLater):
+    """Another worker holds the account; the same work may run once it is released."""
+
+
+@contextmanager
+def holding_account(redis: Redis, bot: str, account: str, settings: Settings) -> Iterator[None]:
+    """Hold the account's lock for work that must not overlap a run (a backfill); held elsewhere: AccountBusy."""
+    lock = redis.lock(f"{account_key(bot, account)}:lock", timeout=settings.lock_ttl, blocking=False,
+                      thread_local=False)  # fmt: skip
+    if not lock.acquire():
+        raise AccountBusy(f"{bot}/{account} is busy with another run; trying again shortly")
+    try:
+        yield
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            log.warning("the account lock expired during the work", extra={"bot": bot, "account": account})
+
+
+def request_run(redis: Redis, app: Celery, config: AccountConfig, reason: str, settings: Settings) -> bool:
+    """Queue a run of the account unless one is already queued; True when this call queued it.
+
+    A request finding one queued marks the account dirty instead, so whoever holds it runs once more.
+    """
+    key = account_key(config.bot, config.account)
+    if not redis.set(f"{key}:pending", reason, nx=True, ex=settings.coalesce_seconds):
+        redis.set(f"{key}:dirty", reason, ex=settings.lock_ttl)
+        return False
+    app.send_task(RECONCILE_TASK, args=[config.bot, config.account, reason], queue=queue_for(config))
+    return True
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,12 @@ def entry_name(config: AccountConfig) -> str:
 
 
 STALENESS_EVERY_SECONDS = 60.0
+RECOVER_TASK = "recon.recover"
 
 
-def beat_schedule(fleet: Fleet) -> dict[str, dict[str, Any]]:
+def beat_schedule(fleet: Fleet, recover_every: float = 60.0) -> dict[str, dict[str, Any]]:
     """Beat entries at each account's interval (a run not started within 90 % of it expires instead of piling
-    up), and the staleness check every minute."""
+    up), the staleness check every minute, and the sweep for runs that lost their worker."""
     entries: dict[str, dict[str, Any]] = {
         entry_name(config): {
             "task": RECONCILE_TASK,
@@ -41,5 +42,11 @@ def beat_schedule(fleet: Fleet) -> dict[str, dict[str, Any]]:
         "schedule": STALENESS_EVERY_SECONDS,
         "args": (),
         "options": {"queue": "recon.default", "expires": STALENESS_EVERY_SECONDS * 0.9},
+    }
+    entries["recover"] = {
+        "task": RECOVER_TASK,
+        "schedule": recover_every,
+        "args": (),
+        "options": {"queue": "recon.default", "expires": recover_every * 0.9},
     }
     return entries

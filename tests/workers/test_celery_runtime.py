@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
+from pydantic import SecretStr
 from redis import Redis
 from sqlalchemy import func, select
 
@@ -28,52 +28,17 @@ from workers.alerts import raise_staleness_alerts
 from workers.books import BooksClient
 from workers.bot_client import BotClient
 from workers.celery import create_app
-from workers.demo import seed_books
 from workers.fleet import load_fleet
 from workers.orchestrator import reconcile
 from workers.runner import account_key, run_exclusively
 from workers.schedule import QUEUES, RECONCILE_TASK
 from workers.settings import Settings
 
-REDIS_URL = os.environ.get("RECON_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TIMEOUT = 60
 
 
-@pytest.fixture
-def redis() -> Iterator[Redis]:
-    """The tests' Redis database, emptied before and after."""
-    client = Redis.from_url(REDIS_URL, socket_timeout=5)
-    client.flushdb()
-    yield client
-    client.flushdb()
-
-
-@pytest.fixture
-def settings(postgres_url: str, example_fleet: Path, redis: Redis) -> Settings:
-    """Settings for the example fleet on the test Postgres and Redis, its bots' books written."""
-    database = Database(postgres_url)
-    client = BooksClient(database)
-    for config in load_fleet(example_fleet).accounts:
-        seed_books(client, config, example_fleet.parent / "books" / f"{config.bot}_{config.account}.json")
-    database.dispose()
-    return Settings(database_url=postgres_url, fleet=str(example_fleet), redis_url=REDIS_URL, coalesce_seconds=30)
-
-
-@pytest.fixture
-def app(settings: Settings) -> Celery:
-    return create_app(settings)
-
-
-@pytest.fixture
-def worker(app: Celery) -> Iterator[Any]:
-    """A real worker in this process (threads pool) consuming every queue."""
-    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, queues=list(QUEUES),
-                      loglevel="WARNING", shutdown_timeout=30) as running:  # fmt: skip
-        yield running
-
-
 def runs_of(settings: Settings, bot: str, account: str) -> list[history.RunLine]:
-    database = Database(settings.database_url)
+    database = Database(settings.database_url.get_secret_value())
     with database.sessions() as session:
         lines = history.list_runs(session, bot, account)
     database.dispose()
@@ -122,7 +87,7 @@ def test_fifty_concurrent_triggers_queue_one_run_and_write_no_duplicates(
     # one queued run, plus at most one follow-up (a second task or a second round of the holder)
     assert 1 <= queued.count(True) <= 2
     _wait_until_idle(redis, settings, "lxalgo", "live")
-    database = Database(settings.database_url)
+    database = Database(settings.database_url.get_secret_value())
     with database.sessions() as session:
         fills = session.scalar(select(func.count()).select_from(Fill))
         distinct = session.scalar(select(func.count(func.distinct(Fill.fill_id))))
@@ -149,7 +114,7 @@ def test_a_run_finding_the_account_busy_leaves_it_to_the_holder_which_runs_once_
     settings: Settings, redis: Redis
 ) -> None:
     config = load_fleet(Path(str(settings.fleet))).account("lxalgo", "paper")
-    database = Database(settings.database_url)
+    database = Database(settings.database_url.get_secret_value())
 
     class TriggeredMeanwhile:
         """A fetch during which another trigger finds the account busy."""
@@ -224,7 +189,7 @@ def webhook() -> Iterator[Webhook]:
 
 
 def alerts_of(settings: Settings) -> list[tuple[str, str, str, bool]]:
-    database = Database(settings.database_url)
+    database = Database(settings.database_url.get_secret_value())
     with database.sessions() as session:
         rows = [(a.kind, a.subject, a.severity, a.delivered_at is not None) for a in session.scalars(select(Alert))]
     database.dispose()
@@ -234,7 +199,7 @@ def alerts_of(settings: Settings) -> list[tuple[str, str, str, bool]]:
 def test_a_committed_run_chains_its_alerts_to_the_log_and_the_webhook_once_per_break(
     settings: Settings, webhook: Webhook, redis: Redis
 ) -> None:
-    app = create_app(settings.model_copy(update={"alert_webhook_url": webhook.url}))
+    app = create_app(settings.model_copy(update={"alert_webhook_url": SecretStr(webhook.url)}))
     with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, queues=list(QUEUES),
                       loglevel="WARNING", shutdown_timeout=30):  # fmt: skip
         for _ in range(2):  # NVDA (opened by hand) persists: warned in both runs
@@ -250,7 +215,9 @@ def test_a_committed_run_chains_its_alerts_to_the_log_and_the_webhook_once_per_b
 
 
 def test_a_follow_up_that_fails_for_good_is_recorded_as_an_alert(settings: Settings, redis: Redis) -> None:
-    unreachable = settings.model_copy(update={"alert_webhook_url": "http://127.0.0.1:9/nowhere", "retry_max": 0})
+    unreachable = settings.model_copy(
+        update={"alert_webhook_url": SecretStr("http://127.0.0.1:9/nowhere"), "retry_max": 0}
+    )
     app = create_app(unreachable)
     with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, queues=list(QUEUES),
                       loglevel="CRITICAL", shutdown_timeout=30):  # fmt: skip
@@ -265,7 +232,7 @@ def test_an_account_without_a_successful_run_for_three_intervals_raises_one_stal
     settings: Settings,
 ) -> None:
     fleet = load_fleet(Path(str(settings.fleet)))
-    database = Database(settings.database_url)
+    database = Database(settings.database_url.get_secret_value())
     assert reconcile(database, fleet.account("lxalgo", "paper")).status == "resolved"
     three_intervals_later = datetime.now(UTC) + timedelta(seconds=3 * 300 + 60)
 
@@ -294,7 +261,7 @@ def test_a_holder_whose_lock_expired_mid_run_cannot_write(settings: Settings, re
                 "visibility_timeout": 10}
     )  # fmt: skip
     config = load_fleet(Path(str(settings.fleet))).account("lxalgo", "paper")
-    database = Database(settings.database_url)
+    database = Database(settings.database_url.get_secret_value())
     takeover: list[Any] = []
 
     class OutlivesItsLock:
@@ -321,4 +288,4 @@ def test_a_holder_whose_lock_expired_mid_run_cannot_write(settings: Settings, re
     assert newer.status == "resolved"
     assert stale.runs[0].status == "failed" and "lost the account" in (stale.runs[0].error or "")
     assert fills == distinct
-    assert BooksClient(Database(settings.database_url)).positions("lxalgo", "paper")[0].qty == 30
+    assert BooksClient(Database(settings.database_url.get_secret_value())).positions("lxalgo", "paper")[0].qty == 30

@@ -1,4 +1,9 @@
-"""A worker killed with SIGKILL mid-run: the task is redelivered and the run completes once."""
+"""A worker killed with SIGKILL mid-run: the run is failed and the account run again, without a person.
+
+A whole worker killed leaves its message unacked: a live worker restores it after the visibility timeout. Before
+that, and when only a pool process dies (its message comes back at once and finds the dead holder's lock), beat's
+sweep (``recon.recover``) fails the lost run and asks for another within the lock's TTL plus one sweep.
+"""
 
 from __future__ import annotations
 
@@ -121,5 +126,101 @@ def test_a_worker_killed_mid_run_is_redelivered_and_the_run_completes_once(
         redis.flushdb()
 
     assert runs(postgres_url) == [("manual", "failed"), ("manual", "resolved")]  # the killed attempt, then the run
+    positions = BooksClient(Database(postgres_url)).positions("lxalgo", "paper")
+    assert [(p.key.symbol, p.qty) for p in positions] == [("BTCUSDT", 30)]
+
+
+RECOVERY_LIMITS = {**LIMITS, "RECON_VISIBILITY_TIMEOUT": "300", "RECON_RECOVER_SECONDS": "1",
+                   "RECON_COALESCE_SECONDS": "1"}  # fmt: skip
+#: the lock's TTL (6 s) + one sweep (1 s), with room for a loaded machine to start processes and run
+WITHIN_SECONDS = 6 + 1 + 25
+
+
+def start_beat(fleet: Path, database_url: str, schedule: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **RECOVERY_LIMITS, "RECON_DATABASE_URL": database_url, "RECON_FLEET": str(fleet),
+           "RECON_REDIS_URL": REDIS_URL, "PYTHONPATH": str(ROOT)}  # fmt: skip
+    command = [sys.executable, "-m", "celery", "-A", "workers", "beat", f"--schedule={schedule}", "--loglevel=WARNING"]
+    return subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+def start_recovering_worker(fleet: Path, database_url: str, name: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **RECOVERY_LIMITS, "RECON_DATABASE_URL": database_url, "RECON_FLEET": str(fleet),
+           "RECON_REDIS_URL": REDIS_URL, "PYTHONPATH": str(ROOT)}  # fmt: skip
+    command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=prefork", "--concurrency=1",
+               "--queues=recon.sim,recon.default", "--without-gossip", "--without-mingle", "-n", f"{name}@%h",
+               "--loglevel=WARNING"]  # fmt: skip
+    return subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+def children_of(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (the prefork pool of a worker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def run_rows(database_url: str) -> list[tuple[str, str, str | None]]:
+    database = Database(database_url)
+    with database.sessions() as session:
+        rows = [(r.reason, r.status, r.error) for r in session.scalars(select(Run).order_by(Run.id))]
+    database.dispose()
+    return rows
+
+
+def stop_all(*processes: subprocess.Popen[bytes] | None) -> None:
+    for process in processes:
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("killed", ["pool process", "whole worker"])
+def test_a_run_whose_worker_died_is_failed_and_the_account_run_again_within_the_lock_ttl_and_a_sweep(
+    blocking_fleet: Path, postgres_url: str, tmp_path: Path, killed: str
+) -> None:
+    redis = Redis.from_url(REDIS_URL)
+    redis.flushdb()
+    settings = Settings(database_url=postgres_url, fleet=str(blocking_fleet), redis_url=REDIS_URL,
+                        **{k.removeprefix("RECON_").lower(): int(v) for k, v in RECOVERY_LIMITS.items()})  # fmt: skip
+    pipe = blocking_fleet.parent / "venues" / "lxalgo_paper.json"
+    content = (ROOT / "workers" / "examples" / "venues" / "lxalgo_paper.json").read_text()
+    worker = start_recovering_worker(blocking_fleet, postgres_url, "first")
+    beat = start_beat(blocking_fleet, postgres_url, tmp_path / "beat-schedule")
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        create_app(settings).send_task(RECONCILE_TASK, args=["lxalgo", "paper", "manual"], queue="recon.sim")
+        wait_for(lambda: [r[:2] for r in run_rows(postgres_url)] == [("manual", "running")], 60)
+        if killed == "pool process":
+            for child in children_of(worker.pid):
+                os.kill(child, signal.SIGKILL)
+        else:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=10)
+            second = start_recovering_worker(blocking_fleet, postgres_url, "second")
+        killed_at = time.monotonic()
+        feed(pipe, content)  # the next run to read the venue gets its state
+
+        wait_for(lambda: ("recovery", "resolved") in [r[:2] for r in run_rows(postgres_url)], WITHIN_SECONDS)
+        recovered_after = time.monotonic() - killed_at
+    finally:
+        stop_all(worker, second, beat)
+        redis.flushdb()
+
+    rows = run_rows(postgres_url)
+    assert rows[0][:2] == ("manual", "failed") and "worker was lost" in str(rows[0][2])
+    assert ("recovery", "resolved") in [r[:2] for r in rows]
+    assert recovered_after < WITHIN_SECONDS
     positions = BooksClient(Database(postgres_url)).positions("lxalgo", "paper")
     assert [(p.key.symbol, p.qty) for p in positions] == [("BTCUSDT", 30)]
