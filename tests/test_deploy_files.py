@@ -45,6 +45,14 @@ def _command(service: dict[str, Any]) -> list[str]:
     return list(command) if isinstance(command, list) else shlex.split(command)
 
 
+def _procfile_args(line: str) -> list[str]:
+    """A Procfile command's words, after an optional ``umask NNN && exec`` prefix."""
+    args = shlex.split(line)
+    if args[:1] == ["umask"] and args[2:4] == ["&&", "exec"]:
+        return args[4:]
+    return args
+
+
 def _environment(service: dict[str, Any]) -> dict[str, str]:
     env = service.get("environment") or {}
     if isinstance(env, list):
@@ -277,16 +285,16 @@ def test_procfile_has_the_four_process_types(procfile: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("process", ["release", "worker", "beat", "flower"])
 def test_procfile_commands_run_executables_this_project_installs(procfile: dict[str, str], process: str) -> None:
-    executable = shlex.split(procfile[process])[0]
+    executable = _procfile_args(procfile[process])[0]
     assert executable in {"recon", "celery"}
     assert shutil.which(executable, path=str(VENV_BIN)), f"{executable} is not installed in {VENV_BIN}"
 
 
 def test_procfile_celery_processes_use_the_workers_app(procfile: dict[str, str]) -> None:
     for process in CELERY_SERVICES:
-        args = shlex.split(procfile[process])
+        args = _procfile_args(procfile[process])
         assert args[:4] == ["celery", "-A", "workers", process], args
-    flower = shlex.split(procfile["flower"])
+    flower = _procfile_args(procfile["flower"])
     assert re.fullmatch(r"\$\{FLOWER_BASIC_AUTH(:\?[^}]+)?\}", _flag(flower, "--basic-auth") or "")
     assert _flag(flower, "--db") == "./flower.db"
 
@@ -297,9 +305,19 @@ def test_procfile_and_compose_run_the_same_commands(
 ) -> None:
     def comparable(args: list[str]) -> list[str]:
         # Where Flower keeps its db and how the shell or Compose spells the required variable may differ.
-        return [arg for arg in args if not arg.startswith(("--db=", "--basic-auth="))]
+        # Where Flower listens differs too: loopback on a host, every interface inside its container.
+        return [arg for arg in args if not arg.startswith(("--db=", "--basic-auth=", "--address="))]
 
-    assert comparable(shlex.split(procfile[process])) == comparable(_command(services[process]))
+    assert comparable(_procfile_args(procfile[process])) == comparable(_command(services[process]))
+
+
+def test_flower_keeps_its_files_private_and_listens_on_loopback_on_a_host(
+    procfile: dict[str, str], services: dict[str, dict[str, Any]]
+) -> None:
+    assert shlex.split(procfile["flower"])[:4] == ["umask", "077", "&&", "exec"]
+    assert _flag(_procfile_args(procfile["flower"]), "--address") == "127.0.0.1"
+    entrypoint = services["flower"].get("entrypoint")
+    assert entrypoint[:2] == ["sh", "-c"] and entrypoint[2].startswith("umask 077 && exec "), entrypoint
 
 
 # ---------------------------------------------------------------- Dockerfile and .dockerignore

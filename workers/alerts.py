@@ -42,7 +42,7 @@ def deliver(database: Database, settings: Settings, now: datetime, run_id: int |
             extra={"bot": item.bot, "account": item.account, "run_id": item.alert.run_id},
         )  # fmt: skip
     if settings.alert_webhook_url:
-        _post(settings.alert_webhook_url, [_line(item) for item in pending], pending)
+        _post(settings.alert_webhook_url.get_secret_value(), [_line(item) for item in pending], pending)
     with database.sessions.begin() as session:
         alerts.mark_delivered(session, [item.alert.id for item in pending], now)
     return len(pending)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
 from kombu.entity import Exchange, Queue
@@ -38,10 +39,20 @@ def _parsed_fleet(path: str, modified_ns: int, size: int) -> Fleet:
     return load_fleet(Path(path))
 
 
+class ReconCelery(Celery):  # type: ignore[misc]
+    """The Celery app, carrying the settings it was made from outside ``conf``: ``celery inspect conf`` and Flower
+    show ``conf``, and the settings are this process's business."""
+
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        super().__init__("recon", **options)
+        self.recon_settings = settings
+
+
 def create_app(settings: Settings | None = None) -> Celery:
     """A Celery app for ``settings`` (default: from the environment)."""
     settings = settings or Settings()
-    app = Celery("recon", broker=settings.redis_url, backend=settings.redis_url, include=["tasks.reconcile"])
+    redis_url = settings.redis_url.get_secret_value()
+    app = ReconCelery(settings, broker=redis_url, backend=redis_url, include=["tasks.reconcile"])
     transport = {
         "visibility_timeout": settings.visibility_timeout,
         # kombu looks for messages of lost workers every interval x throttle seconds (100 s by default); a
@@ -76,15 +87,14 @@ def create_app(settings: Settings | None = None) -> Celery:
         worker_send_task_events=True,
         task_send_sent_event=True,
     )
-    app.conf.recon_settings = settings
     fleet = fleet_of(settings)
-    app.conf.beat_schedule = beat_schedule(fleet) if fleet else {}
+    app.conf.beat_schedule = beat_schedule(fleet, float(settings.recover_seconds)) if fleet else {}
     return app
 
 
 def settings_of(app: Celery) -> Settings:
     """The settings an app was created with."""
-    settings = app.conf.get("recon_settings")
+    settings = getattr(app, "recon_settings", None)
     if not isinstance(settings, Settings):
         raise FixConfiguration("this Celery app was not created by workers.celery.create_app")
     return settings

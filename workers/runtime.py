@@ -7,6 +7,7 @@ from functools import cache
 from redis import Redis
 
 from models.database import Database, open_database
+from workers.settings import Settings
 
 
 @cache
@@ -19,6 +20,16 @@ def database_for(url: str) -> Database:
 def redis_for(url: str) -> Redis:
     """This process's Redis client for ``url``; commands time out instead of hanging."""
     return Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
+
+
+def database_of(settings: Settings) -> Database:
+    """This process's database for the URL the settings name."""
+    return database_for(settings.database_url.get_secret_value())
+
+
+def redis_of(settings: Settings) -> Redis:
+    """This process's Redis client for the URL the settings name."""
+    return redis_for(settings.redis_url.get_secret_value())
 
 
 def forget_connections() -> None:

@@ -1,5 +1,9 @@
 """Process settings from the environment (``RECON_*``), one object for the CLI, the workers and beat.
 
+URLs may carry passwords and tokens (the database, Redis, the alert webhook), so they are ``SecretStr``: they
+print as ``**********`` in reprs, logs, ``celery inspect conf`` and Flower, and code that needs the value says
+so with ``.get_secret_value()``.
+
 The time limits must nest, or long tasks are redelivered and run twice: soft limit < hard limit < lock TTL
 < Redis visibility timeout, and the visibility timeout exceeds the hard limit plus the longest retry delay.
 """
@@ -8,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.database import DEFAULT_URL
@@ -19,9 +23,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RECON_", extra="ignore")
 
-    database_url: str = DEFAULT_URL
+    database_url: SecretStr = SecretStr(DEFAULT_URL)
     fleet: str | None = None
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     task_soft_time_limit: int = 240
     task_time_limit: int = 300
     lock_ttl: int = 360
@@ -29,9 +33,10 @@ class Settings(BaseSettings):
     retry_max: int = 5
     retry_backoff_max: int = 600
     coalesce_seconds: int = 5
+    recover_seconds: int = 60
     result_expires: int = 3600
     events_maxlen: int = 10_000
-    alert_webhook_url: str | None = None
+    alert_webhook_url: SecretStr | None = None
     log_format: Literal["text", "json"] = "text"
 
     @model_validator(mode="after")

@@ -108,12 +108,35 @@ def get(url: str, login: str | None = None) -> int:
         return int(error.code)
 
 
-def test_flower_asks_for_the_login_from_the_environment(fleet_every_second: Path, tmp_path: Path) -> None:
+def procfile_line(process: str) -> str:
+    """The command the Procfile gives ``process``, as honcho runs it (through the shell)."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith(f"{process}:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no {process} in the Procfile")
+
+
+def non_loopback_address() -> str | None:
+    """An address of this machine that is not loopback, if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.123", 9))  # no packet is sent: this only picks the outgoing interface
+        except OSError:
+            return None
+        address = str(probe.getsockname()[0])
+    return None if address.startswith("127.") else address
+
+
+def test_flower_as_the_procfile_starts_it_asks_for_the_login_listens_on_loopback_and_keeps_its_files_private(
+    fleet_every_second: Path, tmp_path: Path
+) -> None:
     port = free_port()
-    env = {"RECON_FLEET": str(fleet_every_second), "RECON_REDIS_URL": REDIS_URL, "PYTHONPATH": str(ROOT)}
-    options = ["--basic-auth=ops:s3cret", f"--port={port}", "--address=127.0.0.1", "--persistent=True",
-               f"--db={tmp_path / 'flower.db'}", "--max_tasks=10000"]  # fmt: skip
-    flower = launch(["flower", *options], env, ROOT)
+    env = {**os.environ, "RECON_FLEET": str(fleet_every_second), "RECON_REDIS_URL": REDIS_URL,
+           "PYTHONPATH": str(ROOT), "FLOWER_BASIC_AUTH": "ops:s3cret",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # fmt: skip
+    command = procfile_line("flower").replace("--port=5555", f"--port={port}")
+    flower = subprocess.Popen(["sh", "-c", command], env=env, cwd=tmp_path, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         deadline = time.monotonic() + 30
         status = 0
@@ -126,6 +149,13 @@ def test_flower_asks_for_the_login_from_the_environment(fleet_every_second: Path
         assert status == 401
         assert get(f"http://127.0.0.1:{port}/", "ops:wrong") == 401
         assert get(f"http://127.0.0.1:{port}/", "ops:s3cret") == 200
+        outside = non_loopback_address()
+        if outside is not None:
+            with pytest.raises((urllib.error.URLError, ConnectionError)):
+                get(f"http://{outside}:{port}/")
+        files = list(tmp_path.glob("flower.db*"))
+        assert files, "Flower keeps its state in ./flower.db*"
+        assert {oct(path.stat().st_mode & 0o777) for path in files} == {"0o600"}
     finally:
         stop(flower)
 
