@@ -3,11 +3,15 @@
     ReconError                      base of every error this project raises on purpose
     ├── RetryLater                  transient: the same call may succeed later (venue down, lock held, DB busy)
     │   ├── VenueUnavailable        the venue did not answer, timed out or failed (5xx)
-    │   └── RateLimited             the venue asked us to wait; ``retry_after`` seconds when it said so
+    │   ├── RateLimited             the venue asked us to wait; ``retry_after`` seconds when it said so
+    │   ├── DatabaseUnavailable     the database could not be reached, or dropped the connection
+    │   └── CoordinationUnavailable Redis (locks, triggers, the bots' cache, the message broker) could not be reached
     ├── FixConfiguration            a person must change configuration or input before retrying
     │   └── AuthenticationFailed    credentials missing, wrong or revoked
     ├── RequestRejected             the venue refused this request; sent again unchanged it fails again
+    │   └── DuplicateClientOrderId  the venue already has an order with this client order id (an earlier attempt)
     ├── InvalidResponse             the venue answered with something we cannot trust (names the field)
+    ├── DatabaseRefused             the database refused a statement (a value, a constraint, a corrupt file)
     └── Stop                        continuing would be unsafe: the account is halted or our run was fenced off
         └── StaleRun                another run took over the account (fencing epoch moved); nothing was written
 
@@ -18,7 +22,13 @@ from __future__ import annotations
 
 
 class ReconError(Exception):
-    """Base of every error this project raises on purpose."""
+    """Base of every error this project raises on purpose.
+
+    ``run_id`` names the run recorded as failed because of this error, when one was (a transient failure is
+    recorded, then raised so that the caller retries).
+    """
+
+    run_id: int | None = None
 
 
 class RetryLater(ReconError):
@@ -39,6 +49,14 @@ class RateLimited(RetryLater):
         self.retry_after = retry_after
 
 
+class DatabaseUnavailable(RetryLater):
+    """The database could not be reached, or dropped the connection; nothing was committed."""
+
+
+class CoordinationUnavailable(RetryLater):
+    """Redis could not be reached: no lock, trigger, cache write or task message went through."""
+
+
 class FixConfiguration(ReconError):
     """Configuration or input is wrong; retrying without a change will fail the same way."""
 
@@ -51,8 +69,17 @@ class RequestRejected(ReconError):
     """The venue refused the request itself (bad parameters, an order it will not take)."""
 
 
+class DuplicateClientOrderId(RequestRejected):
+    """The venue already holds an order with the client order id sent: an earlier attempt got through."""
+
+
 class InvalidResponse(ReconError):
     """The venue's answer is malformed or incomplete; the snapshot cannot be trusted."""
+
+
+class DatabaseRefused(ReconError):
+    """The database refused a statement (a value out of range, a broken constraint, a file that is not a
+    database); nothing was committed."""
 
 
 class Stop(ReconError):

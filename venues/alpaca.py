@@ -4,14 +4,13 @@ alpaca-py sends requests without a timeout and sleeps 3 s before retrying a 429;
 timeout on every request and turns internal retries off, so the worker owns the retry policy. It refuses
 redirects too: alpaca-py does not follow them, but would read a redirect's body as the answer. Raw data
 (``raw_data=True``) avoids the SDK's strict models, where one unknown enum value fails a whole listing; every
-answer is checked at the edge (``venues.parsing``) instead. Crypto positions say ``BTCUSD`` while orders say
-``BTC/USD``: both become ``BTCUSD``.
+answer is checked at the edge instead (``venues.alpaca_rows`` on ``venues.parsing``). Crypto positions say
+``BTCUSD`` while orders say ``BTC/USD``: both become ``BTCUSD``. Every SDK error becomes one of ours
+(``venues.alpaca_errors``), its cause kept but emptied of the request.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,15 +22,8 @@ import requests
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 
-from reconciliation.errors import (
-    AuthenticationFailed,
-    InvalidResponse,
-    RateLimited,
-    ReconError,
-    RequestRejected,
-    VenueUnavailable,
-)
-from reconciliation.limits import MAX_CATEGORY, MAX_CURRENCY, MAX_ID, MAX_SYMBOL
+from reconciliation.errors import InvalidResponse, ReconError, RequestRejected, VenueUnavailable
+from reconciliation.limits import MAX_CURRENCY, MAX_ID
 from reconciliation.values import (
     ZERO,
     Cash,
@@ -42,10 +34,9 @@ from reconciliation.values import (
     OrderStatus,
     Side,
     Snapshot,
-    VenuePosition,
     plain,
 )
-from venues import http, parsing
+from venues import alpaca_errors, alpaca_rows, http, parsing
 from venues.credentials import Credentials, Secret
 from venues.endpoints import ALPACA_URLS, Endpoint, alpaca_endpoint
 from venues.redaction import Redactor
@@ -54,29 +45,6 @@ URLS = ALPACA_URLS
 ORDER_PAGE, FILL_PAGE = 500, 100
 #: Pages one listing may take (250 000 open orders, 50 000 fills in the lookback period).
 MAX_PAGES = 500
-MAX_MESSAGE = 300  # characters of a venue's error message repeated in ours
-OCC_SYMBOL = re.compile(r"^[A-Z]{1,6}\d{6}[CP]\d{8}$")
-CRYPTO_QUOTES = ("USD", "USDT", "USDC", "BTC")
-STATUSES = {
-    "new": OrderStatus.OPEN,
-    "accepted": OrderStatus.OPEN,
-    "pending_new": OrderStatus.OPEN,
-    "accepted_for_bidding": OrderStatus.OPEN,
-    "held": OrderStatus.OPEN,
-    "pending_replace": OrderStatus.OPEN,
-    "pending_cancel": OrderStatus.OPEN,
-    "replaced": OrderStatus.CANCELLED,
-    "partially_filled": OrderStatus.PARTIALLY_FILLED,
-    "filled": OrderStatus.FILLED,
-    "done_for_day": OrderStatus.EXPIRED,
-    "canceled": OrderStatus.CANCELLED,
-    "expired": OrderStatus.EXPIRED,
-    "rejected": OrderStatus.REJECTED,
-    "suspended": OrderStatus.OPEN,
-    "stopped": OrderStatus.OPEN,
-    "calculated": OrderStatus.OPEN,
-}
-SIDES = {"buy": Side.BUY, "sell": Side.SELL, "sell_short": Side.SELL}
 
 
 @dataclass(frozen=True)
@@ -168,7 +136,7 @@ class AlpacaVenue:
                 parsing.decimal(account, "cash", "alpaca account"),
             )
             rows = parsing.items(self._call(self._client.get_all_positions), "alpaca positions")
-            positions = tuple(_position(row, f"alpaca positions[{i}]") for i, row in enumerate(rows))
+            positions = tuple(alpaca_rows.position(row, f"alpaca positions[{i}]") for i, row in enumerate(rows))
             parsing.refuse_duplicates((p.key for p in positions), "alpaca positions", "instrument")
             open_orders = self._open_orders()
             self.asset_classes.update({p.key.symbol: p.key.category for p in positions})
@@ -195,7 +163,7 @@ class AlpacaVenue:
             if after:
                 query["after"] = after
             page = _page(self._get("/orders", query), "alpaca orders", ORDER_PAGE)
-            parsed = [_order(row, f"alpaca orders[{index}]") for index, row in enumerate(page)]
+            parsed = [alpaca_rows.order(row, f"alpaca orders[{index}]") for index, row in enumerate(page)]
             parsing.refuse_duplicates((o.venue_order_id for o in parsed), "alpaca orders", "order id")
             before = len(orders)
             orders.update((str(order.venue_order_id), order) for order in parsed)
@@ -228,7 +196,7 @@ class AlpacaVenue:
                 page = _page(self._get("/account/activities/FILL", query), "alpaca fills", FILL_PAGE)
                 before = len(fills)
                 for index, row in enumerate(page):
-                    fill = _fill(row, f"alpaca fills[{index}]", self.asset_classes)
+                    fill = alpaca_rows.fill(row, f"alpaca fills[{index}]", self.asset_classes)
                     fills[fill.fill_id] = fill
                 if len(page) < FILL_PAGE:
                     return tuple(sorted(fills.values(), key=lambda f: (f.time, f.fill_id)))
@@ -250,7 +218,7 @@ class AlpacaVenue:
                 if isinstance(error.__cause__, APIError) and error.__cause__.status_code == 404:
                     return OrderLookup(None)
                 raise
-            found = _order(row, "alpaca order")
+            found = alpaca_rows.order(row, "alpaca order")
             if found.status not in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED, OrderStatus.CANCELLED):
                 return OrderLookup(found)
             created = parsing.iso_time(row, "created_at", "alpaca order")
@@ -258,7 +226,11 @@ class AlpacaVenue:
             return OrderLookup(found, tuple(f for f in fills if f.order_id == found.venue_order_id))
 
     def place_order(self, key: InstrumentKey, side: Side, qty: Decimal, reduce_only: bool, client_order_id: str) -> str:
-        """A market day order (reduce-only does not exist at Alpaca: the quantity is already bounded)."""
+        """A market day order (reduce-only does not exist at Alpaca: the quantity is already bounded).
+
+        A ``client_order_id`` Alpaca already holds raises ``DuplicateClientOrderId`` (``venues.alpaca_errors``): an
+        earlier attempt with this client order id got through.
+        """
         body = {
             "symbol": key.symbol,
             "qty": plain(qty),
@@ -289,7 +261,7 @@ class AlpacaVenue:
         except ReconError:  # a redirect refused by our own response hook
             raise
         except APIError as error:
-            translated = self._from_api_error(error)
+            translated = alpaca_errors.from_api_error(error, self._redactor)
             raise translated from self._redactor.stripped(error)
         except requests.exceptions.Timeout as error:
             message = f"alpaca did not answer within {self.settings.timeout_seconds} s"
@@ -303,119 +275,9 @@ class AlpacaVenue:
             message = f"alpaca answered with something alpaca-py cannot read ({type(error).__name__})"
             raise InvalidResponse(message) from self._redactor.stripped(error)
 
-    def _from_api_error(self, error: APIError) -> ReconError:
-        status = error.status_code
-        message = f"alpaca HTTP {status}: {self._redactor.text(_message(error))[:MAX_MESSAGE]}"
-        if status in (401, 403):
-            return AuthenticationFailed(message)
-        if status == 429:
-            return RateLimited(message, retry_after=_retry_after(error))
-        if status is None or status >= 500:
-            return VenueUnavailable(message)
-        return RequestRejected(message)
-
 
 def _page(document: Any, where: str, limit: int) -> list[Any]:
     rows = parsing.items(document, where)
     if len(rows) > limit:
         raise InvalidResponse(f"{where}: {len(rows)} rows where at most {limit} were asked for")
     return rows
-
-
-def _message(error: APIError) -> str:
-    """The error's message from its JSON body; the SDK's own accessor raises on a body that is not JSON."""
-    body = str(error)
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        return body[:200].strip() or "no message"
-    return str(document.get("message", body[:200])) if isinstance(document, dict) else body[:200]
-
-
-def _retry_after(error: APIError) -> float | None:
-    response = error.response
-    return http.retry_after(response.headers.get("Retry-After")) if response is not None else None
-
-
-def category_of(symbol: str, asset_class: str | None = None) -> str:
-    """Alpaca's asset class for a symbol: given, else us_option for OCC symbols, crypto for pairs, else equity."""
-    if asset_class:
-        return asset_class
-    if OCC_SYMBOL.match(symbol):
-        return "us_option"
-    if "/" in symbol:
-        return "crypto"
-    return "us_equity"
-
-
-def normal_symbol(symbol: str) -> str:
-    """``BTC/USD`` -> ``BTCUSD``, so crypto positions and orders name the same instrument."""
-    return symbol.replace("/", "")
-
-
-def _key(row: Any, where: str) -> InstrumentKey:
-    symbol = parsing.text(row, "symbol", where, MAX_SYMBOL)
-    asset_class = parsing.optional_text(row, "asset_class", where, MAX_CATEGORY)
-    return InstrumentKey(category_of(symbol, asset_class), _normal(symbol, where), 0)
-
-
-def _normal(symbol: str, where: str) -> str:
-    normal = normal_symbol(symbol)
-    if not normal:
-        raise InvalidResponse(f"{where}.symbol: {parsing.shown(symbol)} names no instrument")
-    return normal
-
-
-def _side(row: Any, where: str) -> Side:
-    side = parsing.text(row, "side", where)
-    if side not in SIDES:
-        raise InvalidResponse(f"{where}.side: {parsing.shown(side)} is not buy, sell or sell_short")
-    return SIDES[side]
-
-
-def _position(row: Any, where: str) -> VenuePosition:
-    qty = parsing.decimal(row, "qty", where)
-    side = parsing.text(row, "side", where)
-    if side not in ("long", "short"):
-        raise InvalidResponse(f"{where}.side: {parsing.shown(side)} is not long or short")
-    if (side == "short") != (qty < ZERO) and qty != ZERO:
-        raise InvalidResponse(f"{where}.side: {side!r} does not match qty {qty}")
-    average = parsing.positive(row, "avg_entry_price", where) if qty != ZERO else ZERO
-    return VenuePosition(_key(row, where), qty, average, parsing.optional_price(row, "current_price", where))
-
-
-def _order(row: Any, where: str) -> Order:
-    status = parsing.text(row, "status", where)
-    if status not in STATUSES:
-        raise InvalidResponse(f"{where}.status: {parsing.shown(status)} is not an order status we know")
-    return Order(
-        client_order_id=parsing.optional_text(row, "client_order_id", where, MAX_ID),
-        venue_order_id=parsing.text(row, "id", where, MAX_ID),
-        key=_key(row, where),
-        side=_side(row, where),
-        qty=_order_qty(row, where),
-        price=parsing.optional_price(row, "limit_price", where),
-        status=STATUSES[status],
-    )
-
-
-def _order_qty(row: Any, where: str) -> Decimal:
-    """An order's quantity; an order sized by notional (dollars) has none until it fills: what filled so far."""
-    if isinstance(row, dict) and row.get("qty") is None and row.get("notional") is not None:
-        return ZERO if row.get("filled_qty") in (None, "") else parsing.non_negative(row, "filled_qty", where)
-    return parsing.positive(row, "qty", where)
-
-
-def _fill(row: Any, where: str, asset_classes: dict[str, str]) -> Fill:
-    side = _side(row, where)
-    raw_symbol = parsing.text(row, "symbol", where, MAX_SYMBOL)
-    symbol = _normal(raw_symbol, where)
-    return Fill(
-        fill_id=parsing.text(row, "id", where, MAX_ID),
-        key=InstrumentKey(category_of(raw_symbol, asset_classes.get(symbol)), symbol, 0),
-        side=side,
-        qty=parsing.positive(row, "qty", where),
-        price=parsing.positive(row, "price", where),
-        time=parsing.iso_time(row, "transaction_time", where),
-        order_id=parsing.optional_text(row, "order_id", where, MAX_ID),
-    )

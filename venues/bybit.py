@@ -3,8 +3,9 @@
 pybit is bounded so that the worker owns the retry policy: one attempt per call (``max_retries=1``), no
 retry codes (a 10006 rate limit raises at once instead of sleeping inside the library), a timeout on
 every request, no proxy variables for loopback URLs, and no redirects (credentials go to the configured URL
-only). Every SDK error becomes one of ours, its cause kept but emptied of the request; every answer is
-checked at the edge (``venues.parsing``), so whatever passes is something the books can hold.
+only). Every SDK error becomes one of ours (``venues.bybit_errors``), its cause kept but emptied of the
+request; every answer is checked at the edge (``venues.bybit_rows`` on ``venues.parsing``), so whatever passes
+is something the books can hold.
 """
 
 from __future__ import annotations
@@ -20,30 +21,21 @@ import requests
 from pybit.exceptions import FailedRequestError, InvalidRequestError
 from pybit.unified_trading import HTTP
 
-from reconciliation.errors import (
-    AuthenticationFailed,
-    InvalidResponse,
-    RateLimited,
-    ReconError,
-    RequestRejected,
-    VenueUnavailable,
-)
-from reconciliation.limits import MAX_ID, MAX_SYMBOL
+from reconciliation.errors import InvalidResponse, ReconError, VenueUnavailable
+from reconciliation.limits import MAX_ID
 from reconciliation.values import (
     ZERO,
     Cash,
     Fill,
-    FillKind,
     InstrumentKey,
     Order,
     OrderLookup,
-    OrderStatus,
     Side,
     Snapshot,
     VenuePosition,
     plain,
 )
-from venues import http, parsing
+from venues import bybit_errors, bybit_rows, http, parsing
 from venues.credentials import Credentials, Secret
 from venues.endpoints import BYBIT_URLS, Endpoint, bybit_endpoint
 from venues.redaction import Redactor
@@ -56,7 +48,6 @@ MAX_PAGES = 500
 #: Empty pages in a row that may still hand out a next cursor; one more and the listing is refused.
 MAX_EMPTY_PAGES = 2
 MAX_CURSOR = 1024
-MAX_MESSAGE = 300  # characters of a venue's error message repeated in ours
 
 
 class _NoCode:
@@ -66,30 +57,6 @@ class _NoCode:
 #: pybit replaces an empty set with its own retry codes (10002, 10006, ...), on which it sleeps: give it one that
 #: matches nothing.
 NEVER_RETRY = frozenset({_NoCode()})
-AUTH_CODES = {10003, 10004, 10005, 10007, 10009, 10010, 33004}
-RATE_CODES = {10006, 10018}
-TRANSIENT_CODES = {10000, 10002, 10016, 10019}
-KINDS = {
-    "Trade": FillKind.TRADE,
-    "BustTrade": FillKind.LIQUIDATION,
-    "AdlTrade": FillKind.ADL,
-    "Delivery": FillKind.EXPIRY,
-}
-SIDES = {"Buy": Side.BUY, "Sell": Side.SELL}
-FLAT_SIDES = ("", "None")
-OPEN_STATUSES = {
-    "New": OrderStatus.OPEN,
-    "Untriggered": OrderStatus.OPEN,
-    "PartiallyFilled": OrderStatus.PARTIALLY_FILLED,
-}
-FINAL_STATUSES = {
-    "Filled": OrderStatus.FILLED,
-    "Cancelled": OrderStatus.CANCELLED,
-    "PartiallyFilledCanceled": OrderStatus.CANCELLED,
-    "Deactivated": OrderStatus.CANCELLED,
-    "Rejected": OrderStatus.REJECTED,
-    **OPEN_STATUSES,
-}
 
 
 @dataclass(frozen=True)
@@ -200,14 +167,14 @@ class BybitVenue:
             where = f"bybit position list ({category} {scope.get('settleCoin', '')})".replace(" )", ")")
             for index, row in enumerate(self._paged(self._session.get_positions, where, POSITION_PAGE,
                                                     category=category, **scope)):  # fmt: skip
-                yield _position(row, category, f"{where}[{index}]")
+                yield bybit_rows.position(row, category, f"{where}[{index}]")
 
     def _open_orders(self, category: str) -> Iterator[Order]:
         for scope in self._scopes(category):
             where = f"bybit open orders ({category})"
             for index, row in enumerate(self._paged(self._session.get_open_orders, where, ORDER_PAGE,
                                                     category=category, **scope)):  # fmt: skip
-                yield _order(row, category, f"{where}[{index}]", OPEN_STATUSES)
+                yield bybit_rows.order(row, category, f"{where}[{index}]", bybit_rows.OPEN_STATUSES)
 
     def _cash(self) -> Cash:
         where = "bybit wallet balance"
@@ -243,7 +210,7 @@ class BybitVenue:
         where = f"bybit executions ({category})"
         for index, row in enumerate(self._paged(self._session.get_executions, where, EXECUTION_PAGE,
                                                 category=category, **query)):  # fmt: skip
-            fill = _fill(row, category, f"{where}[{index}]")
+            fill = bybit_rows.fill(row, category, f"{where}[{index}]")
             if fill is not None:
                 yield fill
 
@@ -257,7 +224,7 @@ class BybitVenue:
             rows = parsing.items(parsing.field(result, "list", where), f"{where}.list")
             if not rows:
                 return OrderLookup(None)
-            found = _order(rows[0], category, f"{where}.list[0]", FINAL_STATUSES)
+            found = bybit_rows.order(rows[0], category, f"{where}.list[0]", bybit_rows.FINAL_STATUSES)
             if found.venue_order_id is None:
                 return OrderLookup(found)
             return OrderLookup(found, tuple(self._executions(category, orderId=found.venue_order_id)))
@@ -265,7 +232,11 @@ class BybitVenue:
     # --- writing ----------------------------------------------------------------------------------------------
 
     def place_order(self, key: InstrumentKey, side: Side, qty: Decimal, reduce_only: bool, client_order_id: str) -> str:
-        """A market order; reduce-only when it only shrinks the position."""
+        """A market order; reduce-only when it only shrinks the position.
+
+        An ``orderLinkId`` Bybit already holds raises ``DuplicateClientOrderId`` (``venues.bybit_errors``): an
+        earlier attempt with this client order id got through.
+        """
         where = "bybit order create"
         with self._redactor.scrubbed():
             result = self._result(
@@ -335,10 +306,10 @@ class BybitVenue:
         except ReconError:  # a redirect refused by our own response hook
             raise
         except InvalidRequestError as error:
-            translated = self._from_ret_code(error)
+            translated = bybit_errors.from_ret_code(error, self._redactor, self.clock)
             raise translated from self._stripped(error)
         except FailedRequestError as error:
-            translated = self._from_http(error)
+            translated = bybit_errors.from_http(error, self.clock)
             raise translated from self._stripped(error)
         except requests.exceptions.Timeout as error:
             message = f"bybit did not answer within {self.settings.timeout_seconds} s"
@@ -351,108 +322,8 @@ class BybitVenue:
             raise InvalidResponse(message) from self._stripped(error)
 
     def _stripped(self, error: BaseException) -> BaseException:
-        """``error`` without the request pybit and requests keep in it (only the method and path stay)."""
-        if isinstance(error, FailedRequestError | InvalidRequestError):
-            error.request = str(error.request).split(":", 1)[0]
-            return self._redactor.stripped(error, f"{error.message} (ErrCode: {error.status_code})")
-        return self._redactor.stripped(error)
-
-    def _from_ret_code(self, error: InvalidRequestError) -> ReconError:
-        code = error.status_code
-        if isinstance(code, bool) or not isinstance(code, int):
-            return InvalidResponse(f"bybit retCode: {parsing.shown(code)} is not an error code")
-        message = f"bybit retCode {code}: {self._redactor.text(error.message)[:MAX_MESSAGE]}"
-        if code in RATE_CODES:
-            return RateLimited(message, retry_after=self._retry_after(error.resp_headers))
-        if code in AUTH_CODES:  # Bybit's message may echo the signed string, which holds the key: not repeated
-            return AuthenticationFailed(f"bybit refused the credentials (retCode {code})")
-        if code in TRANSIENT_CODES:
-            return VenueUnavailable(message)
-        return RequestRejected(message)
-
-    def _from_http(self, error: FailedRequestError) -> ReconError:
-        status = error.status_code
-        if status in (403, 429):
-            return RateLimited(f"bybit HTTP {status}: rate limited", retry_after=self._retry_after(error.resp_headers))
-        if status == 401:
-            return AuthenticationFailed("bybit HTTP 401: not authorised")
-        if status == 409:  # pybit's code for a body that is not JSON
-            return InvalidResponse("bybit answered with a body that is not JSON")
-        return VenueUnavailable(f"bybit HTTP {status}")
-
-    def _retry_after(self, headers: Any) -> float | None:
-        """Seconds until Bybit's X-Bapi-Limit-Reset-Timestamp, else an HTTP Retry-After, else unknown; clamped."""
-        if not hasattr(headers, "get"):
-            return None
-        reset = headers.get("X-Bapi-Limit-Reset-Timestamp")
-        if reset is not None:
-            return http.wait_until(reset, self.clock())
-        return http.retry_after(headers.get("Retry-After"))
+        return bybit_errors.stripped(error, self._redactor)
 
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
-
-
-def _symbol(row: Any, where: str) -> str:
-    return parsing.text(row, "symbol", where, MAX_SYMBOL)
-
-
-def _side(row: Any, where: str) -> Side:
-    side = parsing.text(row, "side", where)
-    if side not in SIDES:
-        raise InvalidResponse(f"{where}.side: {parsing.shown(side)} is not Buy or Sell")
-    return SIDES[side]
-
-
-def _position(row: Any, category: str, where: str) -> VenuePosition:
-    """A position row; a flat leg (size 0, or side "" / "None") has quantity zero and keeps its mark."""
-    side = parsing.text(row, "side", where)  # required: a row without it must not read as flat
-    if side not in SIDES and side not in FLAT_SIDES:
-        raise InvalidResponse(f"{where}.side: {parsing.shown(side)} is not Buy, Sell or flat")
-    size = parsing.non_negative(row, "size", where)
-    key = InstrumentKey(category, _symbol(row, where), _leg(row, where))
-    mark = parsing.optional_price(row, "markPrice", where)
-    if side in FLAT_SIDES or size == ZERO:
-        return VenuePosition(key, ZERO, ZERO, mark)
-    return VenuePosition(key, parsing.signed(size, SIDES[side].sign), parsing.positive(row, "avgPrice", where), mark)
-
-
-def _leg(row: Any, where: str) -> int:
-    value = parsing.field(row, "positionIdx", where)  # required: a default of 0 would merge hedge-mode legs
-    if isinstance(value, bool) or not isinstance(value, int | str) or str(value) not in ("0", "1", "2"):
-        raise InvalidResponse(f"{where}.positionIdx: {parsing.shown(value)} is not 0, 1 or 2")
-    return int(value)
-
-
-def _order(row: Any, category: str, where: str, statuses: dict[str, OrderStatus]) -> Order:
-    status = parsing.text(row, "orderStatus", where)
-    if status not in statuses:
-        raise InvalidResponse(f"{where}.orderStatus: {parsing.shown(status)} is not an order status we know")
-    return Order(
-        client_order_id=parsing.optional_text(row, "orderLinkId", where, MAX_ID),
-        venue_order_id=parsing.text(row, "orderId", where, MAX_ID),
-        key=InstrumentKey(category, _symbol(row, where), _leg(row, where)),
-        side=_side(row, where),
-        qty=parsing.positive(row, "qty", where),
-        price=parsing.optional_price(row, "price", where),  # "0" for a market order
-        status=statuses[status],
-    )
-
-
-def _fill(row: Any, category: str, where: str) -> Fill | None:
-    """An execution as a fill; None for funding and other non-trade rows."""
-    kind = KINDS.get(parsing.text(row, "execType", where))
-    if kind is None:
-        return None
-    return Fill(
-        fill_id=parsing.text(row, "execId", where, MAX_ID),
-        key=InstrumentKey(category, _symbol(row, where), 0),
-        side=_side(row, where),
-        qty=parsing.positive(row, "execQty", where),
-        price=parsing.positive(row, "execPrice", where),
-        fee=parsing.optional_decimal(row, "execFee", where) or ZERO,  # negative: a maker rebate
-        time=parsing.millis(row, "execTime", where),
-        order_id=parsing.optional_text(row, "orderId", where, MAX_ID),
-        kind=kind,
-    )
