@@ -114,7 +114,7 @@ from workers.celery import create_app  # noqa: E402
 from workers.connect import open_venue  # noqa: E402
 from workers.fleet import AccountConfig, load_fleet  # noqa: E402
 from workers.follow_ups import follow_ups  # noqa: E402
-from workers.orchestrator import reconcile  # noqa: E402
+from workers.pipeline import reconcile  # noqa: E402
 from workers.runner import run_exclusively  # noqa: E402
 from workers.schedule import QUEUES, RECONCILE_TASK  # noqa: E402
 from workers.settings import Settings  # noqa: E402

@@ -7,7 +7,7 @@
 
 For every size (``--positions`` and ``--small-positions``) and implementation it creates a private Postgres
 schema (``bench_<pid>_<n>``), runs the Alembic migrations there, seeds the books (one bot fill, hence one lot,
-per instrument, through ``models.ledger.write_fills``; not measured), writes a sim venue state file in which
+per instrument, through ``models.write_fills``; not measured), writes a sim venue state file in which
 ``--drift-pct`` % of the instruments differ, and measures ONE reconciliation: wall time, and through a
 ``before_cursor_execute`` listener the SQL statements executed (an executemany, or an INSERT that SQLAlchemy
 splits into insertmanyvalues batches, counts as one statement) and their parameter sets. Every schema is
@@ -15,14 +15,14 @@ dropped at the end, also on error or Ctrl-C. Nothing outside the private schemas
 
 Implementations:
 
-* ``real``: ``workers.orchestrator.reconcile`` with every severity mapped to ``sync_to_broker``, grace 0 and a
+* ``real``: ``workers.pipeline.run_reconciliation`` with every severity mapped to ``sync_to_broker``, grace 0 and a
   clock after every fill; then a second ``reconcile`` against the same snapshot must find the account in sync
   (invariant 4), or the benchmark exits non-zero.
 * ``naive``: the way the seed documents did it, written here: one SELECT of the open instruments, then per
   instrument one SELECT of its lots, compare, and one INSERT/UPDATE per fill, lot, trade, finding and action.
   The books it leaves are checked with the real engine (load the books, plan): no position may still differ.
 
-Also printed: where the time goes, step by step (the orchestrator's and the books' functions are wrapped in this
+Also printed: where the time goes, step by step (the pipeline's and the books' functions are wrapped in this
 process only), and the statements by verb and table. See bench/README.md.
 
 Exit status: 0 when every check passed, 1 when one failed (with ``--strict``, also when a target is missed),
@@ -63,10 +63,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as `python bench/reconcile_10k.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
+from models import actions as actions_module  # noqa: E402
 from models import apply as apply_module  # noqa: E402
 from models import books as tables  # noqa: E402
-from models import history, ledger  # noqa: E402
+from models import fills as fills_module  # noqa: E402
+from models import reading as reading_module  # noqa: E402
+from models.accounts import get_or_create_account, lock_account  # noqa: E402
+from models.cash import set_expected_cash  # noqa: E402
 from models.database import Database, make_engine, normalize_url, upgrade  # noqa: E402
+from models.fills import _trade_row, write_fills  # noqa: E402
+from models.lots import load_open_lots  # noqa: E402
+from models.reading import load_books  # noqa: E402
 from models.runs import Action, Finding, Run  # noqa: E402
 from reconciliation.fifo import apply_fill  # noqa: E402
 from reconciliation.findings import compare_positions  # noqa: E402
@@ -85,9 +92,9 @@ from reconciliation.values import (  # noqa: E402
     plain,
 )
 from venues.sim import SimVenue  # noqa: E402
-from workers import orchestrator  # noqa: E402
+from workers import pipeline as pipeline_module  # noqa: E402
 from workers.fleet import AccountConfig  # noqa: E402
-from workers.orchestrator import reconcile  # noqa: E402
+from workers.pipeline import run_reconciliation as reconcile  # noqa: E402
 
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/test"
 BOT, ACCOUNT = "benchbot", "paper"
@@ -319,11 +326,11 @@ class Schemas:
 def seed(database: Database, scenario: Scenario) -> int:
     """Write the scenario's books (bot fills -> one open lot each, expected cash); returns the account id."""
     with database.sessions.begin() as session:
-        account_id = ledger.get_or_create_account(session, BOT, ACCOUNT, T0, "sim").id
-        ledger.lock_account(session, account_id)
-        lots = ledger.load_open_lots(session, account_id)
-        ledger.write_fills(session, account_id, [(f, Source.BOT) for f in scenario.book_fills], lots, T0)
-        ledger.set_expected_cash(session, account_id, CASH, T0)
+        account_id = get_or_create_account(session, BOT, ACCOUNT, T0, "sim").id
+        lock_account(session, account_id)
+        lots = load_open_lots(session, account_id)
+        write_fills(session, account_id, [(f, Source.BOT) for f in scenario.book_fills], lots, T0)
+        set_expected_cash(session, account_id, CASH, T0)
     with database.engine.begin() as connection:
         connection.execute(text("ANALYZE"))  # fresh tables get real statistics, as a long-lived database has
     return account_id
@@ -411,22 +418,21 @@ def statement_label(statement: str) -> str:
 class Phases:
     """Wall time spent in the main steps of ``reconcile`` (nested steps are named parent/child).
 
-    The steps are wrapped where the orchestrator and the books look them up (module attributes), in this
+    The steps are wrapped where the pipeline and the books look them up (module attributes), in this
     process only; nothing in the project is edited. The residue, "other", is sessions, commits and glue.
     """
 
     STEPS: tuple[tuple[Any, str, str], ...] = (
-        (ledger, "get_or_create_account", "account"),
-        (history, "begin_run", "begin_run"),
+        (pipeline_module, "start_run", "start_run"),
         (SimVenue, "fetch_snapshot", "fetch_snapshot"),
-        (ledger, "load_books", "load_books"),
-        (ledger, "load_open_lots", "load_open_lots"),
-        (orchestrator, "plan", "plan"),
-        (orchestrator, "apply_run", "apply_run"),
-        (ledger, "write_fills", "write_fills"),
-        (ledger, "_insert_fills", "insert_fills"),
-        (ledger, "_persist", "persist_lots_trades"),
-        (apply_module, "_record_findings", "findings_breaks"),
+        (pipeline_module, "_decide_and_write", "decide_and_write"),
+        (reading_module, "load_open_lots", "load_open_lots"),
+        (pipeline_module, "plan", "plan"),
+        (pipeline_module, "screen_orders", "screen_orders"),
+        (actions_module, "write_fills", "write_fills"),
+        (fills_module, "_insert_fills", "insert_fills"),
+        (fills_module, "_persist", "persist_lots_trades"),
+        (apply_module, "record_findings", "findings_breaks"),
     )
 
     def __init__(self) -> None:
@@ -789,7 +795,7 @@ def _naive_apply(
             values.update(status=trade.status.value, exit_reason=trade.exit_reason, closed_at=trade.exit_time)
         conn.execute(update(LOTS).where(LOTS.c.id == ids[lot.entry_fill_id]).values(**values))
     for trade in outcome.trades:
-        conn.execute(insert(TRADES).values(ledger._trade_row(account_id, trade, ids[trade.entry_fill_id])))
+        conn.execute(insert(TRADES).values(_trade_row(account_id, trade, ids[trade.entry_fill_id])))
     if outcome.opened is not None:
         opened = outcome.opened
         ids[opened.entry_fill_id] = conn.execute(
@@ -836,7 +842,7 @@ def run_naive(schemas: Schemas, case: Case, repeat: int, measure: Measure) -> No
                 elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             measure.record(elapsed, cpu, counter)
             with database.sessions() as session:  # the real engine must see nothing left to do
-                books, _ = ledger.load_books(session, account_id, [f.fill_id for f in snapshot.fills])
+                books, _ = load_books(session, account_id, [f.fill_id for f in snapshot.fills])
             left = [d for d in plan(books, snapshot, config.rules, NOW).decisions if d.finding.kind.value in POSITIONS]
             if left:
                 measure.failures.append(f"naive run left {len(left)} position discrepancies, e.g. {left[0].finding}")

@@ -26,11 +26,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "venues")]
 
 from fake_exchange import FakeExchange  # noqa: E402
 
-from models import ledger  # noqa: E402
+from models.accounts import get_or_create_account  # noqa: E402
 from models.database import Database, open_database  # noqa: E402
+from models.fills import write_fills  # noqa: E402
+from models.lots import load_open_lots  # noqa: E402
 from reconciliation.values import Fill, InstrumentKey, Side, Source  # noqa: E402
 from workers.fleet import load_fleet  # noqa: E402
-from workers.orchestrator import reconcile  # noqa: E402
+from workers.pipeline import reconcile  # noqa: E402
 
 PAGE = 200
 
@@ -85,8 +87,8 @@ def seed(database: Database, positions: int) -> None:
         for i in range(positions)
     ]  # fmt: skip
     with database.sessions.begin() as session:
-        account_id = ledger.get_or_create_account(session, "bench", "live", now, "bybit").id
-        ledger.write_fills(session, account_id, fills, ledger.load_open_lots(session, account_id), now)
+        account_id = get_or_create_account(session, "bench", "live", now, "bybit").id
+        write_fills(session, account_id, fills, load_open_lots(session, account_id), now)
 
 
 if __name__ == "__main__":

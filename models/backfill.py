@@ -20,7 +20,9 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from models import books as tables
-from models import ledger
+from models.accounts import lock_account
+from models.database import insert_ignoring_duplicates
+from models.fills import FILLS, fill_row
 from models.runs import Action, Run
 from reconciliation.backfill import EXIT_REASONS, BackfilledExit, EstimatedTrade, ExitMatch, split_fee
 from reconciliation.plan import RunStatus
@@ -116,7 +118,7 @@ def apply_backfill(
     one whose fills reached the books is deferred and stays estimated, and so is every later trade on its
     instrument (their FIFO matching assumed it). A dry run writes only the run and its unapplied actions.
     """
-    ledger.lock_account(session, account_id)
+    lock_account(session, account_id)
     ids = sorted({b.trade.trade_id for b in result.backfilled} | {t.trade_id for t in result.not_found})
     query = select(tables.Trade).where(tables.Trade.account_id == account_id, tables.Trade.id.in_(ids))
     trades = {t.id: t for t in session.scalars(query)} if ids else {}
@@ -167,11 +169,9 @@ def _write(
 ) -> None:
     match = ExitMatch(backfilled=tuple(applied), not_found=())
     session.execute(
-        ledger.insert_ignoring_duplicates(session, ledger.FILLS),
+        insert_ignoring_duplicates(session, FILLS),
         [
-            ledger.fill_row(
-                account_id, replace(f, reason=EXIT_REASONS[f.kind], estimated=False), Source.BACKFILL, now, run_id
-            )
+            fill_row(account_id, replace(f, reason=EXIT_REASONS[f.kind], estimated=False), Source.BACKFILL, now, run_id)
             for f in match.fills
         ],
     )

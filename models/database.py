@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Insert, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from reconciliation.errors import FixConfiguration, RetryLater
+from reconciliation.errors import DatabaseRefused, DatabaseUnavailable, FixConfiguration
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "alembic"
 DEFAULT_URL = "sqlite:///recon.db"
@@ -29,11 +31,17 @@ def normalize_url(url: str) -> str:
             url = "postgresql+psycopg://" + url.removeprefix(prefix)
     try:
         parsed = make_url(url)
-    except ArgumentError as error:
-        raise FixConfiguration(f"not a database URL: {url!r} (try sqlite:///recon.db)") from error
+        parsed.port  # noqa: B018 - a port that is not a number raises only when read
+    except (ArgumentError, ValueError):
+        raise FixConfiguration(f"not a database URL: {without_password(url)!r} (try sqlite:///recon.db)") from None
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise FixConfiguration(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql")
     return url
+
+
+def without_password(url: str) -> str:
+    """``url`` with any password replaced by ``***``, even when it does not parse."""
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", url)
 
 
 def make_engine(url: str, **options: Any) -> Engine:
@@ -107,12 +115,33 @@ def ensure_schema(engine: Engine) -> None:
 
 @contextmanager
 def _translated_connect_errors(engine: Engine) -> Iterator[None]:
+    with translated_errors(engine.url.render_as_string(hide_password=True)):
+        yield
+
+
+@contextmanager
+def translated_errors(where: str) -> Iterator[None]:
+    """Database errors raised inside become the project's: unavailable (retry later) or refused (stop)."""
     try:
         yield
-    except OperationalError as error:
-        where = engine.url.render_as_string(hide_password=True)
-        reason = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else type(error.orig).__name__
-        raise RetryLater(f"database unavailable at {where}: {reason}") from error
+    except (OperationalError, InterfaceError) as error:
+        raise DatabaseUnavailable(f"database unavailable at {where}: {_first_line(error)}") from error
+    except (IntegrityError, DataError) as error:
+        raise DatabaseRefused(f"the database at {where} refused a statement: {_first_line(error)}") from error
+    except DBAPIError as error:  # e.g. SQLite's "file is not a database"
+        raise DatabaseRefused(f"database unusable at {where}: {_first_line(error)}") from error
+
+
+def _first_line(error: DBAPIError) -> str:
+    text = str(error.orig).strip()
+    return text.splitlines()[0][:300] if text else type(error.orig).__name__
+
+
+def insert_ignoring_duplicates(session: Session, table: Any) -> Insert:
+    """An INSERT that skips rows violating a unique constraint, on Postgres and SQLite alike."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(Insert, postgresql.insert(table).on_conflict_do_nothing())
+    return cast(Insert, sqlite.insert(table).on_conflict_do_nothing())
 
 
 class Database:
@@ -126,6 +155,19 @@ class Database:
     def url(self) -> str:
         """The URL without password, for messages."""
         return self.engine.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in one transaction, committed on leaving (rolled back on an error); database errors become
+        ``DatabaseUnavailable`` or ``DatabaseRefused``."""
+        with translated_errors(self.url), self.sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reading (nothing is committed); database errors become the project's."""
+        with translated_errors(self.url), self.sessions() as session:
+            yield session
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -5,87 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.books import Account, Bot
 from models.runs import Action, Alert, Break, Finding, Run
 from reconciliation.errors import FixConfiguration
-from reconciliation.plan import RUN_REASONS
-
-
-@dataclass(frozen=True)
-class RunStart:
-    """A run that now owns its account: its id and the fencing epoch it must still hold when it writes."""
-
-    run_id: int
-    epoch: int
-
-
-def begin_run(session: Session, account_id: int, reason: str, dry_run: bool, now: datetime) -> RunStart:
-    """Record a run as running; a real run also takes the account (bumps its epoch). The caller commits.
-
-    A dry run writes no books, so it leaves the epoch alone and never fences off a real run.
-    """
-    if reason not in RUN_REASONS:
-        raise FixConfiguration(f"unknown run reason {reason!r}: use one of {', '.join(RUN_REASONS)}")
-    if dry_run:
-        epoch = session.execute(select(Account.epoch).where(Account.id == account_id)).scalar_one()
-    else:
-        epoch = session.execute(
-            update(Account).where(Account.id == account_id).values(epoch=Account.epoch + 1).returning(Account.epoch)
-        ).scalar_one()
-        # Older real runs still marked running can no longer write (their epoch is gone): say what became of them.
-        session.execute(
-            update(Run)
-            .where(Run.account_id == account_id, Run.status == "running", Run.dry_run.is_(False))
-            .values(status="failed", error="interrupted: a newer run took the account", finished_at=now)
-        )
-    run = Run(account_id=account_id, reason=reason, status="running", dry_run=dry_run, epoch=epoch, started_at=now)
-    session.add(run)
-    session.flush()
-    return RunStart(run_id=run.id, epoch=epoch)
-
-
-def fail_run(session: Session, run_id: int, error: str, now: datetime) -> None:
-    """Record that a run failed; nothing else changes."""
-    run = session.get_one(Run, run_id)
-    run.status, run.error, run.finished_at = "failed", error, now
-
-
-@dataclass(frozen=True)
-class RunningRun:
-    """A run still marked running: which account, why it ran, whether it was dry."""
-
-    run_id: int
-    account_id: int
-    bot: str
-    account: str
-    reason: str
-    dry_run: bool
-
-
-def runs_running_since(session: Session, started_before: datetime) -> list[RunningRun]:
-    """Runs still marked running that began before ``started_before``, oldest first."""
-    rows = session.execute(
-        select(Run.id, Run.account_id, Bot.name, Account.name, Run.reason, Run.dry_run)
-        .join(Account, Account.id == Run.account_id)
-        .join(Bot, Bot.id == Account.bot_id)
-        .where(Run.status == "running", Run.started_at < started_before)
-        .order_by(Run.id)
-    )
-    return [RunningRun(*row) for row in rows]
-
-
-def fail_if_running(session: Session, run_id: int, error: str, now: datetime) -> bool:
-    """Mark the run failed unless it already ended; True when this call ended it."""
-    result = session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.status == "running")
-        .values(status="failed", error=error, finished_at=now)
-        .returning(Run.id)
-    )
-    return result.first() is not None
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,21 @@ the venue's quantity, so replaying the same correction is a no-op while a later 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
+from reconciliation.effects import (
+    AdoptOrder,
+    BookFill,
+    CancelOrder,
+    CloseGroup,
+    Effect,
+    PlaceOrder,
+    SetExpectedCash,
+    SetOrderStatus,
+)
 from reconciliation.fifo import position_of
 from reconciliation.findings import (
     CashFinding,
@@ -34,9 +44,7 @@ from reconciliation.values import (
     Cash,
     Fill,
     InstrumentKey,
-    Order,
     OrderLookup,
-    OrderStatus,
     Side,
     Snapshot,
     Source,
@@ -47,8 +55,9 @@ from reconciliation.values import (
 
 
 class RunStatus(StrEnum):
-    """Outcome of a run as a whole."""
+    """How a run stands as a whole: running until it ends; then in sync, resolved, warned, halted or failed."""
 
+    RUNNING = "running"
     IN_SYNC = "in_sync"
     RESOLVED = "resolved"
     WARNED = "warned"
@@ -73,7 +82,7 @@ RECONCILE_REASONS = tuple(reason.value for reason in RunReason if reason is not 
 RUN_REASONS = tuple(reason.value for reason in RunReason)
 
 
-class Outcome(StrEnum):
+class Resolution(StrEnum):
     """What became of one discrepancy."""
 
     RESOLVED = "resolved"
@@ -83,64 +92,6 @@ class Outcome(StrEnum):
     PLANNED = "planned"
 
 
-@dataclass(frozen=True)
-class BookFill:
-    """Record ``fill`` in the books as reconciliation (a venue fill, or a synthetic one when ``fill.estimated``
-    or no venue fill explained the difference)."""
-
-    fill: Fill
-    from_venue: bool
-
-
-@dataclass(frozen=True)
-class CloseGroup:
-    """Mark a multi-leg position group CLOSED_EXTERNALLY because one of its legs is gone at the venue."""
-
-    group: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class SetExpectedCash:
-    """Make the books expect the venue's cash."""
-
-    cash: Cash
-
-
-@dataclass(frozen=True)
-class SetOrderStatus:
-    """Change a pending order's status in the books."""
-
-    order: Order
-    status: OrderStatus
-
-
-@dataclass(frozen=True)
-class AdoptOrder:
-    """Record an order open at the venue that the books did not know."""
-
-    order: Order
-
-
-@dataclass(frozen=True)
-class PlaceOrder:
-    """``sync_to_local``: an order that would bring the venue back to the books."""
-
-    key: InstrumentKey
-    side: Side
-    qty: Decimal
-    reduce_only: bool
-    client_order_id: str
-
-
-@dataclass(frozen=True)
-class CancelOrder:
-    """``sync_to_local``: cancel an order open at the venue that the books do not know."""
-
-    order: Order
-
-
-Effect = BookFill | CloseGroup | SetExpectedCash | SetOrderStatus | AdoptOrder | PlaceOrder | CancelOrder
 Finding = PositionDiscrepancy | CashFinding | OrderDiscrepancy
 
 
@@ -150,18 +101,19 @@ class Decision:
 
     finding: Finding
     strategy: Strategy
-    outcome: Outcome
+    outcome: Resolution
     action: str
     effects: tuple[Effect, ...] = ()
 
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything one run found and intends to do."""
+    """Everything one run found and intends to do. ``already_halted``: the books were halted before the run."""
 
     matched: tuple[InstrumentKey, ...]
     decisions: tuple[Decision, ...]
     cash: CashFinding | None
+    already_halted: bool = False
 
     @property
     def status(self) -> RunStatus:
@@ -169,17 +121,17 @@ class Plan:
         outcomes = {d.outcome for d in self.decisions}
         if not outcomes:
             return RunStatus.IN_SYNC
-        if Outcome.HALTED in outcomes:
+        if Resolution.HALTED in outcomes:
             return RunStatus.HALTED
-        if outcomes - {Outcome.RESOLVED}:
+        if outcomes - {Resolution.RESOLVED}:
             return RunStatus.WARNED
         return RunStatus.RESOLVED
 
     @property
     def halt_reason(self) -> str | None:
-        """Why the account must halt, or None."""
-        halting = [d for d in self.decisions if d.outcome is Outcome.HALTED]
-        if not halting:
+        """Why this run halts the account, or None (nothing calls for a halt, or the account already is)."""
+        halting = [d for d in self.decisions if d.outcome is Resolution.HALTED]
+        if not halting or self.already_halted:
             return None
         return "; ".join(f"{d.finding.kind} {describe_subject(d.finding)}" for d in halting)
 
@@ -223,7 +175,16 @@ def plan(books: Books, snapshot: Snapshot, rules: Rules, now: datetime) -> Plan:
     if cash is not None and cash.is_discrepancy:
         decisions.append(context.decide_cash(cash))
     decisions.extend(context.decide_order(d) for d in compare_orders(books.pending_orders, snapshot.open_orders))
-    return Plan(matched=comparison.matched, decisions=tuple(decisions), cash=cash)
+    if books.halted:
+        decisions = [_already_halted(d, books.halted_reason) for d in decisions]
+    return Plan(matched=comparison.matched, decisions=tuple(decisions), cash=cash, already_halted=books.halted)
+
+
+def _already_halted(decision: Decision, reason: str | None) -> Decision:
+    """A halt decided on an account that is already halted says so instead of halting it again."""
+    if decision.outcome is not Resolution.HALTED:
+        return decision
+    return replace(decision, action=f"account already halted ({reason})")
 
 
 class _Context:
@@ -253,7 +214,7 @@ class _Context:
     def decide_position(self, found: PositionDiscrepancy) -> Decision:
         strategy = self.rules.policy.strategy_for(found.kind, found.severity)
         if self.in_flight(found.key):
-            return Decision(found, strategy, Outcome.DEFERRED, "deferred: fills in flight within the grace window")
+            return Decision(found, strategy, Resolution.DEFERRED, "deferred: fills in flight within the grace window")
         if strategy is Strategy.SYNC_TO_BROKER:
             return self._sync_position_to_venue(found, strategy)
         if strategy is Strategy.SYNC_TO_LOCAL:
@@ -270,7 +231,7 @@ class _Context:
             effects, action = self._synthetic_correction(found)
         if found.kind is Kind.MISSING_AT_VENUE:
             effects.extend(self._groups_broken_by(found))
-        return Decision(found, strategy, Outcome.RESOLVED, action, tuple(effects))
+        return Decision(found, strategy, Resolution.RESOLVED, action, tuple(effects))
 
     def _explaining_venue_fills(self, key: InstrumentKey, delta: Decimal) -> tuple[Fill, ...]:
         """The newest venue fills the books do not know whose signed quantities add up to exactly ``delta``."""
@@ -361,46 +322,48 @@ class _Context:
             client_order_id=self.correction_id(found, "order"),
         )
         action = f"planned {order.side} {plain(order.qty)}{' reduce-only' if reduce_only else ''} at the venue"
-        return Decision(found, strategy, Outcome.PLANNED, action, (order,))
+        return Decision(found, strategy, Resolution.PLANNED, action, (order,))
 
     def decide_cash(self, found: CashFinding) -> Decision:
         assert found.severity is not None
         strategy = self.rules.policy.strategy_for(found.kind, found.severity)
         if self.in_flight(None):
-            return Decision(found, strategy, Outcome.DEFERRED, "deferred: fills in flight within the grace window")
+            return Decision(found, strategy, Resolution.DEFERRED, "deferred: fills in flight within the grace window")
         if strategy is Strategy.SYNC_TO_BROKER:
             cash = Cash(found.currency, found.venue)
             return Decision(
                 found,
                 strategy,
-                Outcome.RESOLVED,
+                Resolution.RESOLVED,
                 f"expected cash set to {plain(found.venue)}",
                 (SetExpectedCash(cash),),
             )
         if strategy is Strategy.SYNC_TO_LOCAL:
-            return Decision(found, strategy, Outcome.WARNED, "warned: orders cannot move cash")
+            return Decision(found, strategy, Resolution.WARNED, "warned: orders cannot move cash")
         return _record_only(found, strategy)
 
     def decide_order(self, found: OrderDiscrepancy) -> Decision:
         strategy = self.rules.policy.strategy_for(found.kind, found.severity)
         if self.in_flight(found.order.key):
-            return Decision(found, strategy, Outcome.DEFERRED, "deferred: fills in flight within the grace window")
+            return Decision(found, strategy, Resolution.DEFERRED, "deferred: fills in flight within the grace window")
         lookup = self.snapshot.order_lookups.get(order_name(found.order))
-        if found.kind is Kind.ORDER_MISSING_AT_VENUE and lookup is not None:
+        if found.kind is Kind.ORDER_MISSING_AT_VENUE:
+            if lookup is None:  # every order pending when the venue was read was looked up: this one came later
+                return Decision(found, strategy, Resolution.DEFERRED, "deferred: recorded after the venue was read")
             return self._settle_looked_up(found, strategy, lookup)
         if strategy is Strategy.SYNC_TO_BROKER:
             effect, action = self._sync_order_to_venue(found)
-            return Decision(found, strategy, Outcome.RESOLVED, action, (effect,))
+            return Decision(found, strategy, Resolution.RESOLVED, action, (effect,))
         if strategy is Strategy.SYNC_TO_LOCAL:
             if found.kind is Kind.ORDER_UNKNOWN_TO_LEDGER and found.venue is not None:
                 return Decision(
                     found,
                     strategy,
-                    Outcome.PLANNED,
+                    Resolution.PLANNED,
                     "planned cancel at the venue",
                     (CancelOrder(found.venue),),
                 )
-            return Decision(found, strategy, Outcome.WARNED, "warned: an order is not re-sent blindly")
+            return Decision(found, strategy, Resolution.WARNED, "warned: an order is not re-sent blindly")
         return _record_only(found, strategy)
 
     def _settle_looked_up(self, found: OrderDiscrepancy, strategy: Strategy, lookup: OrderLookup) -> Decision:
@@ -411,32 +374,25 @@ class _Context:
         """
         if lookup.order is None:
             if strategy is Strategy.HALT_AND_ALERT:
-                return Decision(found, strategy, Outcome.HALTED, "not found at the venue; halted the account")
-            return Decision(found, strategy, Outcome.WARNED, "not found at the venue: nothing changed")
+                return Decision(found, strategy, Resolution.HALTED, "not found at the venue; halted the account")
+            return Decision(found, strategy, Resolution.WARNED, "not found at the venue: nothing changed")
         status = lookup.order.status
         if status.is_live and not lookup.fills:
-            return Decision(found, strategy, Outcome.DEFERRED, f"deferred: the venue still has it {status}")
+            return Decision(found, strategy, Resolution.DEFERRED, f"deferred: the venue still has it {status}")
         fills: list[Effect] = [
             BookFill(f, from_venue=True) for f in sorted(lookup.fills, key=lambda f: (f.time, f.fill_id))
         ]
         effects = (*fills, SetOrderStatus(found.order, status))
         action = f"looked up: {status}" + (f", recorded {len(fills)} fill(s)" if fills else "")
-        return Decision(found, strategy, Outcome.RESOLVED, action, effects)
+        return Decision(found, strategy, Resolution.RESOLVED, action, effects)
 
     def _sync_order_to_venue(self, found: OrderDiscrepancy) -> tuple[Effect, str]:
-        if found.kind is Kind.ORDER_UNKNOWN_TO_LEDGER:
-            return AdoptOrder(found.order), "adopted the venue's order into the books"
         if found.kind is Kind.ORDER_STATUS_MISMATCH and found.venue is not None:
             return SetOrderStatus(found.order, found.venue.status), f"status set to {found.venue.status}"
-        status = OrderStatus.FILLED if self._filled_at_venue(found.order) else OrderStatus.MISSING
-        return SetOrderStatus(found.order, status), f"status set to {status}"
-
-    def _filled_at_venue(self, order: Order) -> bool:
-        ids = {order.venue_order_id, order.client_order_id} - {None}
-        return any(f.order_id in ids for f in self.snapshot.fills)
+        return AdoptOrder(found.order), "adopted the venue's order into the books"
 
 
 def _record_only(found: Finding, strategy: Strategy) -> Decision:
     if strategy is Strategy.HALT_AND_ALERT:
-        return Decision(found, strategy, Outcome.HALTED, "halted the account and raised an alert")
-    return Decision(found, strategy, Outcome.WARNED, "warned")
+        return Decision(found, strategy, Resolution.HALTED, "halted the account and raised an alert")
+    return Decision(found, strategy, Resolution.WARNED, "warned")

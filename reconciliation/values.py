@@ -316,7 +316,8 @@ class Books:
 
     ``lots`` are the open lots per instrument, oldest first. ``last_fills`` is the newest fill recorded on
     each instrument (its id and time), which makes corrections deterministic and detects fills in flight.
-    ``known_fill_ids`` says which of the snapshot's venue fill ids the books already hold.
+    ``known_fill_ids`` says which of the snapshot's venue fill ids the books already hold. ``halted`` says an
+    operator or an earlier run halted the account (``halted_reason`` why).
     """
 
     lots: dict[InstrumentKey, tuple[Lot, ...]]
@@ -324,6 +325,8 @@ class Books:
     pending_orders: tuple[Order, ...] = ()
     expected_cash: Cash | None = None
     known_fill_ids: frozenset[str] = frozenset()
+    halted: bool = False
+    halted_reason: str | None = None
 
     @exact
     def signed_quantities(self) -> dict[InstrumentKey, Decimal]:

@@ -1,5 +1,4 @@
-"""Celery task entry points (parse arguments, call ``workers``' run orchestrator, map errors to retries).
+"""Celery task entry points: check the arguments, call ``workers``' service, map transient failures to retries.
 
-Nothing imports this package except Celery, by task name. The tasks arrive with the distributed runtime;
-until then runs execute in-process through ``workers.orchestrator``.
+Nothing imports this package except Celery, by task name (``workers.celery`` includes ``tasks.reconcile``).
 """

@@ -30,9 +30,10 @@ class ReconcileRequest:
     account: str
     reason: str
     dry_run: bool
+    ticket: int | None = None
 
 
-def reconcile_request(bot: Any, account: Any, reason: Any, dry_run: Any) -> ReconcileRequest:
+def reconcile_request(bot: Any, account: Any, reason: Any, dry_run: Any, ticket: Any = None) -> ReconcileRequest:
     """The checked arguments of ``recon.reconcile``."""
     try:
         check_name(bot, "bot")
@@ -43,7 +44,9 @@ def reconcile_request(bot: Any, account: Any, reason: Any, dry_run: Any) -> Reco
         raise BadTaskArguments(f"recon.reconcile: reason {shown(reason)} is not one of {', '.join(RECONCILE_REASONS)}")
     if not isinstance(dry_run, bool):
         raise BadTaskArguments(f"recon.reconcile: dry_run must be true or false, got {shown(dry_run)}")
-    return ReconcileRequest(bot, account, reason, dry_run)
+    if ticket is not None and (isinstance(ticket, bool) or not isinstance(ticket, int) or not 1 <= ticket < 2**63):
+        raise BadTaskArguments(f"recon.reconcile: ticket must be a whole number from 1, got {shown(ticket)}")
+    return ReconcileRequest(bot, account, reason, dry_run, ticket)
 
 
 def run_id_argument(task: str, value: Any) -> int:

@@ -1,14 +1,14 @@
-"""Task entry points: check arguments, run through ``workers``, map transient failures to retries.
+"""Task entry points: check arguments, serve through ``workers.service``, map transient failures to retries.
 
-    recon.reconcile(bot, account, reason="schedule", dry_run=False)
-    recon.alerts(run_id)      recon.backfill(run_id)      (follow-ups of a committed run, by run id only)
-    recon.staleness()         recon.recover()             (beat's sweeps)
+    recon.reconcile(bot, account, reason="schedule", dry_run=False, *, ticket=None)
+    recon.send_orders(run_id)   recon.alerts(run_id)   recon.backfill(run_id)   (a committed run's follow-ups)
+    recon.staleness()           recon.recover()                               (beat's sweeps)
 
 Arguments are checked before anything runs (``tasks.arguments``): a malformed call fails once with a short,
-clear error and raises no alert. An unknown bot or account is refused likewise. A run that failed because the
-venue was unavailable or rate-limited is retried with exponential backoff and jitter (never sooner than the
-venue asked, never later than ``RECON_RETRY_BACKOFF_MAX``); each attempt is recorded as a run, so the last
-failed one remains when retries run out.
+clear error and raises no alert. An unknown bot or account is refused likewise. A transient failure (the venue,
+the database or Redis unavailable, the venue rate limiting) is retried with exponential backoff and jitter,
+never sooner than the venue asked and never later than ``RECON_RETRY_BACKOFF_MAX``; each attempt is recorded
+as a run, so the last failed one remains when retries run out.
 """
 
 from __future__ import annotations
@@ -21,30 +21,33 @@ from typing import Any
 
 from celery import Task, shared_task
 from celery.signals import setup_logging, worker_process_init
-from redis.exceptions import RedisError
 
-from reconciliation.errors import FixConfiguration, RetryLater
+from reconciliation.errors import FixConfiguration, RateLimited, RetryLater
 from tasks.arguments import BadTaskArguments, reconcile_request, run_id_argument, single_run_id
-from workers.alerts import alert_for_run, deliver, raise_staleness_alerts
-from workers.backfill import backfill
+from workers.alerts import deliver, raise_staleness_alerts
 from workers.celery import fleet_of, settings_of
+from workers.coalescing import AccountBusy
+from workers.fleet import AccountConfig, Fleet
 from workers.follow_ups import (
     ALERTS_TASK,
     BACKFILL_TASK,
+    SEND_ORDERS_TASK,
     STALENESS_TASK,
     account_of_run,
-    follow_ups,
     record_failed_follow_up,
 )
 from workers.logs import configure_logging
-from workers.orchestrator import utc_now
+from workers.pipeline import utc_now
 from workers.recovery import fail_lost_runs
-from workers.runner import holding_account, request_run, run_exclusively
+from workers.results import RunResult
 from workers.runtime import database_of, forget_connections, redis_of
 from workers.schedule import RECOVER_TASK, queue_for
+from workers.service import Service
 from workers.settings import Settings
+from workers.triggers import send_task, trigger_run
 
 BACKOFF_BASE_SECONDS = 5.0
+BUSY_RETRY_SECONDS = 1.0
 log = logging.getLogger(__name__)
 
 
@@ -69,6 +72,37 @@ class ReconTask(Task):  # type: ignore[misc]
             raise BadTaskArguments(f"{self.name}: {error}") from None
         return super().__call__(*args, **kwargs)
 
+    @property
+    def settings(self) -> Settings:
+        """The settings of the app this task runs in."""
+        return settings_of(self.app)
+
+    def service(self) -> Service:
+        """The run service of this worker process: its database and Redis, follow-ups sent as tasks."""
+        return Service(database_of(self.settings), self.settings, redis_of(self.settings), self.send_follow_up)
+
+    def send_follow_up(self, task: str, result: RunResult, config: AccountConfig) -> None:
+        """Chain a committed run's follow-up, by name, with its run id only."""
+        send_task(self.app, task, [result.run_id], queue_for(config))
+
+    def fleet(self) -> Fleet:
+        """The fleet file the settings name; none is a configuration error."""
+        fleet = fleet_of(self.settings)
+        if fleet is None:
+            raise FixConfiguration("no fleet file: set RECON_FLEET")
+        return fleet
+
+    def retry_later(self, error: RetryLater) -> Exception:
+        """The retry for a transient failure (raise it), or the error itself once retries are used up."""
+        if self.request.retries >= self.settings.retry_max:
+            return error
+        if isinstance(error, AccountBusy):
+            countdown = BUSY_RETRY_SECONDS + random.uniform(0, BUSY_RETRY_SECONDS)
+        else:
+            asked = error.retry_after if isinstance(error, RateLimited) else None
+            countdown = backoff(self.request.retries, asked, self.settings.retry_backoff_max)
+        return self.retry(exc=error, countdown=countdown)  # type: ignore[no-any-return]
+
 
 def backoff(retries: int, retry_after: float | None, cap: int) -> float:
     """Seconds before the next attempt: exponential with full jitter, at least what the venue asked (when that
@@ -78,42 +112,25 @@ def backoff(retries: int, retry_after: float | None, cap: int) -> float:
     return min(float(cap), max(asked, random.uniform(ceiling / 2, ceiling)))
 
 
-def _settings(task: Task) -> Settings:
-    return settings_of(task.app)
-
-
 @shared_task(name="recon.reconcile", bind=True, base=ReconTask)
 def reconcile_account(
-    self: Task, bot: Any, account: Any, reason: Any = "schedule", dry_run: Any = False
+    self: ReconTask, bot: Any, account: Any, reason: Any = "schedule", dry_run: Any = False, *, ticket: Any = None
 ) -> dict[str, Any]:
-    """Reconcile one account; returns the runs it made (or that the run holding the account will do it)."""
-    request = reconcile_request(bot, account, reason, dry_run)
-    settings = _settings(self)
-    fleet = fleet_of(settings)
-    if fleet is None:
-        raise FixConfiguration("no fleet file: set RECON_FLEET")
-    config = fleet.account(request.bot, request.account)
+    """Reconcile one account; returns the runs it made, or that the run holding the account serves it."""
+    request = reconcile_request(bot, account, reason, dry_run, ticket)
+    config = self.fleet().account(request.bot, request.account)
     try:
-        outcome = run_exclusively(redis_of(settings), database_of(settings), config, settings, request.reason,
-                                  request.dry_run)  # fmt: skip
-    except (RetryLater, RedisError) as error:  # the database or Redis is briefly unavailable: try again later
-        if self.request.retries >= settings.retry_max:
-            raise
-        raise self.retry(
-            exc=error, countdown=backoff(self.request.retries, None, settings.retry_backoff_max)
-        ) from error
-    database = database_of(settings)
-    for result in outcome.runs:  # after the commit, with the run id only
-        for follow_up in follow_ups(database, result, request.dry_run):
-            self.app.send_task(follow_up, args=[result.run_id], queue=queue_for(config))
-    last = outcome.runs[-1] if outcome.runs else None
-    if last is not None and last.retryable and self.request.retries < settings.retry_max:
-        raise self.retry(countdown=backoff(self.request.retries, last.retry_after, settings.retry_backoff_max))
+        served = self.service().reconcile(config, request.reason, dry_run=request.dry_run, ticket=request.ticket)
+    except RetryLater as error:
+        raise self.retry_later(error) from error
+    if served.more_requested:
+        trigger_run(redis_of(self.settings), self.app, config, "manual", self.settings)
     return {
         "bot": request.bot,
         "account": request.account,
-        "runs": [{"run_id": r.run_id, "status": r.status} for r in outcome.runs],
-        "deferred_to_holder": outcome.deferred_to_holder,
+        "runs": [{"run_id": r.run_id, "status": r.status.value} for r in served.results],
+        "deferred_to_holder": served.left_to_holder,
+        "already_served": served.already_served,
     }
 
 
@@ -133,75 +150,59 @@ class FollowUp(ReconTask):
             return
         try:
             run_id = single_run_id(self.name, args, kwargs)
-            settings = _settings(self)
-            record_failed_follow_up(database_of(settings), run_id, self.name, str(exc)[:500], utc_now())
+            record_failed_follow_up(database_of(self.settings), run_id, self.name, str(exc)[:500], utc_now())
         except Exception:  # a failure handler must not fail: the task's own error is already recorded by Celery
             log.exception("could not record the failure of %s as an alert", self.name)
 
+    def follow_up(self, run_id: int) -> None:
+        """Carry out this follow-up for ``run_id`` holding the account's lock (busy: retried shortly)."""
+        database = database_of(self.settings)
+        config = account_of_run(database, self.fleet(), run_id)
+        try:
+            self.service().follow_up_in_process(self.name, run_id, config)
+        except RetryLater as error:
+            raise self.retry_later(error) from error
+
+
+@shared_task(name=SEND_ORDERS_TASK, bind=True, base=FollowUp)
+def send_orders(self: FollowUp, run_id: Any) -> int:
+    """Send the orders and cancels a committed run planned (``sync_to_local``), unless too late."""
+    self.follow_up(run_id_argument(SEND_ORDERS_TASK, run_id))
+    return int(run_id)
+
 
 @shared_task(name=ALERTS_TASK, bind=True, base=FollowUp)
-def alerts_for_run(self: Task, run_id: Any) -> int:
-    """Derive and deliver the alerts of a committed run; a failing webhook is retried."""
-    run_id = run_id_argument(ALERTS_TASK, run_id)
-    settings = _settings(self)
-    try:
-        return alert_for_run(database_of(settings), settings, run_id, utc_now())
-    except RetryLater as error:
-        if self.request.retries >= settings.retry_max:
-            raise
-        raise self.retry(
-            exc=error, countdown=backoff(self.request.retries, None, settings.retry_backoff_max)
-        ) from error
+def alerts_for_run(self: FollowUp, run_id: Any) -> int:
+    """Deliver the alerts a committed run recorded; a failing webhook is retried."""
+    self.follow_up(run_id_argument(ALERTS_TASK, run_id))
+    return int(run_id)
 
 
 @shared_task(name=BACKFILL_TASK, bind=True, base=FollowUp)
-def backfill_for_run(self: Task, run_id: Any) -> dict[str, Any]:
-    """Replace the estimated exits of a committed run's account with the venue's real fills, holding the
-    account's lock like a reconciliation (busy: retried shortly)."""
-    run_id = run_id_argument(BACKFILL_TASK, run_id)
-    settings = _settings(self)
-    fleet = fleet_of(settings)
-    if fleet is None:
-        raise FixConfiguration("no fleet file: set RECON_FLEET")
-    database = database_of(settings)
-    config = account_of_run(database, fleet, run_id)
-    try:
-        with holding_account(redis_of(settings), config.bot, config.account, settings):
-            result = backfill(database, config)
-    except (RetryLater, RedisError) as error:
-        if self.request.retries >= settings.retry_max:
-            raise
-        raise self.retry(
-            exc=error, countdown=backoff(self.request.retries, None, settings.retry_backoff_max)
-        ) from error
-    if result.status == "failed" and self.request.retries < settings.retry_max:
-        raise self.retry(countdown=backoff(self.request.retries, None, settings.retry_backoff_max))
-    return {"run_id": result.run_id, "status": result.status, "backfilled": result.backfilled}
+def backfill_for_run(self: FollowUp, run_id: Any) -> int:
+    """Replace the estimated exits of a committed run's account with the venue's real fills."""
+    self.follow_up(run_id_argument(BACKFILL_TASK, run_id))
+    return int(run_id)
 
 
 @shared_task(name=STALENESS_TASK, bind=True, base=ReconTask)
-def staleness(self: Task) -> int:
+def staleness(self: ReconTask) -> int:
     """Alert on accounts with no successful run for three of their intervals, then deliver."""
-    settings = _settings(self)
-    fleet = fleet_of(settings)
+    fleet = fleet_of(self.settings)
     if fleet is None:
         return 0
-    database = database_of(settings)
+    database = database_of(self.settings)
     raised = raise_staleness_alerts(database, fleet, utc_now())
-    deliver(database, settings, utc_now())
+    deliver(database, self.settings, utc_now())
     return raised
 
 
 @shared_task(name=RECOVER_TASK, bind=True, base=ReconTask)
-def recover(self: Task) -> list[int]:
+def recover(self: ReconTask) -> list[int]:
     """Fail the runs whose worker died, alert, and ask for one more run of each of their accounts."""
-    settings = _settings(self)
-    database, redis = (
-        database_of(settings),
-        redis_of(settings),
-    )
-    lost = fail_lost_runs(database, redis, settings, utc_now())
-    fleet = fleet_of(settings)
+    database, redis = database_of(self.settings), redis_of(self.settings)
+    lost = fail_lost_runs(database, redis, self.settings, utc_now())
+    fleet = fleet_of(self.settings)
     for run in lost:
         if run.dry_run or fleet is None:
             continue
@@ -210,9 +211,9 @@ def recover(self: Task) -> list[int]:
         except FixConfiguration:
             continue  # the account left the fleet file: nothing to run again
         if run.reason == "backfill":
-            self.app.send_task(BACKFILL_TASK, args=[run.run_id], queue=queue_for(config))
+            send_task(self.app, BACKFILL_TASK, [run.run_id], queue_for(config))
         else:
-            request_run(redis, self.app, config, "recovery", settings)
+            trigger_run(redis, self.app, config, "recovery", self.settings)
     if lost:
-        deliver(database, settings, utc_now())
+        deliver(database, self.settings, utc_now())
     return [run.run_id for run in lost]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,11 +25,17 @@ from sqlalchemy.engine import make_url
 
 from models import Base
 from models.database import Database, make_engine, normalize_url, upgrade
+from models.history import run_record
+from reconciliation.errors import ReconError
+from reconciliation.plan import RunStatus
 from workers.books import BooksClient
 from workers.celery import create_app
 from workers.demo import seed_books
-from workers.fleet import load_fleet
+from workers.fleet import AccountConfig, load_fleet
+from workers.pipeline import run_reconciliation, utc_now
+from workers.results import RunResult
 from workers.schedule import QUEUES
+from workers.service import Service
 from workers.settings import Settings
 
 DEFAULT_TEST_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -179,6 +186,67 @@ def venue(tmp_path: Path) -> SimState:
     return SimState(tmp_path / "venue.json")
 
 
+# --- runs as the tests make them ----------------------------------------------------------------------------------
+
+
+def reconcile(database: Database, config: AccountConfig, **options: Any) -> RunResult:
+    """One run through the pipeline, as ``workers.pipeline.run_reconciliation``; a failure it raises once the run is
+    recorded (a transient or configuration one) comes back as that failed run, with the reason it recorded."""
+    try:
+        return run_reconciliation(database, config, **options)
+    except ReconError as error:
+        if error.run_id is None:
+            raise
+        with database.reading() as session:
+            recorded = run_record(session, error.run_id).run.error
+        return RunResult(error.run_id, config.bot, config.account, RunStatus.FAILED, error=recorded)
+
+
+def serve_in_process(database: Database, config: AccountConfig, **options: Any) -> RunResult:
+    """One request served in-process as ``recon reconcile`` serves it without Redis: the run, then its follow-ups
+    (orders sent, alerts delivered, backfill); a recorded failure comes back as the failed run."""
+    service = Service(database, Settings(), clock=options.pop("clock", utc_now))
+    try:
+        return service.reconcile(config, options.pop("reason", "manual"), **options).results[-1]
+    except ReconError as error:
+        if error.run_id is None:
+            raise
+        with database.reading() as session:
+            recorded = run_record(session, error.run_id).run.error
+        return RunResult(error.run_id, config.bot, config.account, RunStatus.FAILED, error=recorded)
+
+
+# --- a venue whose fetch blocks until the test lets it go ----------------------------------------------------------
+
+
+@pytest.fixture
+def blocking_fleet(example_fleet: Path, postgres_url: str) -> Iterator[Path]:
+    """The example fleet with lxalgo/paper's state file replaced by a named pipe: its fetch blocks until fed."""
+    state = example_fleet.parent / "venues" / "lxalgo_paper.json"
+    content = state.read_text()
+    state.unlink()
+    os.mkfifo(state)
+    database = Database(postgres_url)
+    config = load_fleet(example_fleet).account("lxalgo", "paper")
+    seed_books(BooksClient(database), config, example_fleet.parent / "books" / "lxalgo_paper.json")
+    database.dispose()
+    yield example_fleet
+    state.unlink()
+    state.write_text(content)
+
+
+def feed(pipe: Path, content: str) -> threading.Thread:
+    """Write ``content`` into the pipe as soon as a reader opens it (in the background)."""
+
+    def write() -> None:
+        with pipe.open("w") as handle:  # blocks until the worker opens the pipe for reading
+            handle.write(content)
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return thread
+
+
 # --- the distributed runtime: Redis, settings for the example fleet, a Celery app and a real worker ----------------
 
 
@@ -215,4 +283,4 @@ def worker(app: Celery) -> Iterator[Any]:
         yield running
 
 
-__all__ = ["REDIS_URL", "Clock", "SimState"]
+__all__ = ["REDIS_URL", "Clock", "SimState", "reconcile", "serve_in_process"]

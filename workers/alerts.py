@@ -12,7 +12,8 @@ import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
 
-from models import alerts, ledger
+from models import alerts
+from models.accounts import get_or_create_account
 from models.database import Database
 from reconciliation.errors import RetryLater
 from workers.fleet import Fleet
@@ -23,16 +24,9 @@ WEBHOOK_TIMEOUT_SECONDS = 5
 STALE_AFTER_INTERVALS = 3
 
 
-def alert_for_run(database: Database, settings: Settings, run_id: int, now: datetime) -> int:
-    """Derive the run's alerts and deliver every undelivered alert of it; returns how many were delivered."""
-    with database.sessions.begin() as session:
-        alerts.derive_run_alerts(session, run_id, now)
-    return deliver(database, settings, now, run_id)
-
-
 def deliver(database: Database, settings: Settings, now: datetime, run_id: int | None = None) -> int:
     """Send undelivered alerts (of one run, or all) and mark them delivered."""
-    with database.sessions() as session:
+    with database.reading() as session:
         pending = alerts.undelivered(session, run_id)
     if not pending:
         return 0
@@ -43,7 +37,7 @@ def deliver(database: Database, settings: Settings, now: datetime, run_id: int |
         )  # fmt: skip
     if settings.alert_webhook_url:
         _post(settings.alert_webhook_url.get_secret_value(), [_line(item) for item in pending], pending)
-    with database.sessions.begin() as session:
+    with database.transaction() as session:
         alerts.mark_delivered(session, [item.alert.id for item in pending], now)
     return len(pending)
 
@@ -75,9 +69,9 @@ def _post(url: str, lines: list[str], pending: list[alerts.Delivery]) -> None:
 def raise_staleness_alerts(database: Database, fleet: Fleet, now: datetime) -> int:
     """An alert for each account with no successful run for 3 of its intervals (once per stale spell)."""
     raised = 0
-    with database.sessions.begin() as session:
+    with database.transaction() as session:
         for config in fleet.accounts:
-            account_id = ledger.get_or_create_account(session, config.bot, config.account, now, config.venue).id
+            account_id = get_or_create_account(session, config.bot, config.account, now, config.venue).id
             window = timedelta(seconds=config.interval_seconds * STALE_AFTER_INTERVALS)
             since = alerts.stale_since(session, account_id, window, now)
             if since is not None:

@@ -20,8 +20,9 @@ from rich.table import Table
 from rich.text import Text
 
 from models import backfill as books_backfill
-from models import history, ledger
+from models.accounts import find_account
 from models.database import Database
+from models.run_records import begin_run, fail_run
 from reconciliation.backfill import EstimatedTrade, match_exits
 from reconciliation.errors import ReconError
 from reconciliation.plan import RunStatus
@@ -29,7 +30,7 @@ from reconciliation.values import Fill, plain
 from venues.base import Venue
 from workers.connect import open_venue
 from workers.fleet import AccountConfig
-from workers.orchestrator import Clock, fail_quietly, utc_now
+from workers.pipeline import Clock, fail_quietly, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -67,50 +68,48 @@ def backfill(
     venue: Venue | None = None,
 ) -> BackfillResult:
     """Replace the account's estimated exits with the venue's real fills; the run is recorded whatever happens."""
-    venue = venue or open_venue(config)
     started = clock()
-    with database.sessions.begin() as session:
-        account_id = ledger.find_account(session, config.bot, config.account).id
-        start = history.begin_run(session, account_id, "backfill", dry_run, started)
+    with database.transaction() as session:
+        account_id = find_account(session, config.bot, config.account).id
+        start = begin_run(session, account_id, "backfill", dry_run, started)
     context = {"bot": config.bot, "account": config.account, "run_id": start.run_id}
-    log.info("backfill started", extra=context)
+    log.info("backfill started: %s/%s run %s", config.bot, config.account, start.run_id, extra=context)
     try:
-        return _carry_out(database, venue, account_id, start.run_id, dry_run, clock, context)
+        return _replace_estimates(database, config, venue, account_id, start.run_id, dry_run, clock, context)
     except BaseException as error:
         fail_quietly(database, start.run_id, f"unexpected error: {type(error).__name__}: {error}", clock)
         raise
 
 
-def _carry_out(
+def _replace_estimates(
     database: Database,
-    venue: Venue,
+    config: AccountConfig,
+    venue: Venue | None,
     account_id: int,
     run_id: int,
     dry_run: bool,
     clock: Clock,
     context: dict[str, object],
 ) -> BackfillResult:
-    with database.sessions() as session:
+    with database.reading() as session:
         candidates = books_backfill.estimated_trades(session, account_id)
     fills: tuple[Fill, ...] = ()
     if candidates:
         try:
-            fills = venue.fills_between(min(t.entry_time for t in candidates), clock())
+            fills = (venue or open_venue(config)).fills_between(min(t.entry_time for t in candidates), clock())
         except ReconError as error:
             message = f"fetch failed: {error}"
-            with database.sessions.begin() as session:
-                history.fail_run(session, run_id, message, clock())
+            with database.transaction() as session:
+                fail_run(session, run_id, message, clock())
             log.warning("backfill failed: %s", message, extra=context)
             return BackfillResult(run_id, RunStatus.FAILED.value, dry_run, len(candidates), error=message)
-    with database.sessions() as session:
+    with database.reading() as session:
         known = books_backfill.known_fill_ids(session, account_id, (f.fill_id for f in fills))
     match = match_exits(candidates, fills, known)
-    with database.sessions.begin() as session:
+    with database.transaction() as session:
         applied = books_backfill.apply_backfill(session, account_id, run_id, match, clock(), dry_run)
-    log.info(
-        "backfill finished",
-        extra={**context, "status": applied.status, "backfilled": len(applied.backfilled)},
-    )
+    log.info("backfill finished: %s/%s run %s %s", config.bot, config.account, run_id, applied.status,
+             extra={**context, "status": applied.status})  # fmt: skip
     return BackfillResult(
         run_id=run_id,
         status=applied.status,

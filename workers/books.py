@@ -21,8 +21,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TypeVar
 
-from models import history, ledger
+from models import history
+from models.accounts import find_account, get_or_create_account
+from models.cash import set_expected_cash
 from models.database import Database, open_database
+from models.fills import FillResult, record_fill
+from models.orders import record_order
+from models.reading import positions as book_positions
 from reconciliation.errors import FixConfiguration
 from reconciliation.limits import (
     MAX_CATEGORY,
@@ -169,7 +174,7 @@ class BooksClient:
         order_id: str | None = None,
         kind: str = "trade",
         reason: str | None = None,
-    ) -> ledger.FillResult:
+    ) -> FillResult:
         """Record a fill and apply it FIFO; a fill id already recorded changes nothing."""
         bot, account = _names(bot, account)
         if not fill_id:
@@ -187,9 +192,9 @@ class BooksClient:
             group=_optional_text(group, "group", MAX_GROUP),
             reason=reason,
         )
-        with self.database.sessions.begin() as session:
-            account_id = ledger.get_or_create_account(session, bot, account, self.clock()).id
-            return ledger.record_fill(session, account_id, fill, self.clock())
+        with self.database.transaction() as session:
+            account_id = get_or_create_account(session, bot, account, self.clock()).id
+            return record_fill(session, account_id, fill, self.clock())
 
     def record_order(
         self,
@@ -217,32 +222,32 @@ class BooksClient:
             price=to_decimal(price, "price") if price is not None else None,
             status=_choice(OrderStatus, status, "status", ", ".join(OrderStatus)),
         )
-        with self.database.sessions.begin() as session:
-            account_id = ledger.get_or_create_account(session, bot, account, self.clock()).id
-            return ledger.record_order(session, account_id, order, self.clock())
+        with self.database.transaction() as session:
+            account_id = get_or_create_account(session, bot, account, self.clock()).id
+            return record_order(session, account_id, order, self.clock())
 
     def set_expected_cash(self, bot: str, account: str, balance: Number, currency: str = "USD") -> Cash | None:
         """Set the cash the bot expects at the venue; returns the previous expectation."""
         bot, account = _names(bot, account)
         cash = Cash(to_text(currency, "currency", MAX_CURRENCY), to_decimal(balance, "balance", signed=True))
-        with self.database.sessions.begin() as session:
-            account_id = ledger.get_or_create_account(session, bot, account, self.clock()).id
-            return ledger.set_expected_cash(session, account_id, cash, self.clock())
+        with self.database.transaction() as session:
+            account_id = get_or_create_account(session, bot, account, self.clock()).id
+            return set_expected_cash(session, account_id, cash, self.clock())
 
     def positions(self, bot: str, account: str) -> list[Position]:
         """Open positions with their lots."""
         bot, account = _names(bot, account)
-        with self.database.sessions() as session:
-            return ledger.positions(session, ledger.find_account(session, bot, account).id)
+        with self.database.reading() as session:
+            return book_positions(session, find_account(session, bot, account).id)
 
     def is_halted(self, bot: str, account: str) -> bool:
         """True when reconciliation or an operator halted the account: the bot must not open new risk."""
         bot, account = _names(bot, account)
-        with self.database.sessions() as session:
-            return ledger.find_account(session, bot, account).halted
+        with self.database.reading() as session:
+            return find_account(session, bot, account).halted
 
     def breaks(self, bot: str, account: str) -> list[str]:
         """Subjects of the account's open breaks."""
         bot, account = _names(bot, account)
-        with self.database.sessions() as session:
-            return [b.subject for b in history.open_breaks(session, ledger.find_account(session, bot, account).id)]
+        with self.database.reading() as session:
+            return [b.subject for b in history.open_breaks(session, find_account(session, bot, account).id)]

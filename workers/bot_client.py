@@ -18,14 +18,15 @@ from typing import Any
 
 from celery import Celery
 
-from models import ledger
+from models.accounts import find_account
 from reconciliation.errors import FixConfiguration
 from reconciliation.names import check_name, shown
 from reconciliation.plan import RECONCILE_REASONS
 from workers.celery import create_app, fleet_of
-from workers.runner import account_key, request_run
+from workers.coalescing import account_key, redis_errors
 from workers.runtime import database_of, redis_of
 from workers.settings import Settings
+from workers.triggers import trigger_run
 
 
 class BotClient:
@@ -45,17 +46,20 @@ class BotClient:
         fleet = fleet_of(self.settings)
         if fleet is None:
             raise FixConfiguration("no fleet file: set RECON_FLEET")
-        return request_run(self.redis, self.app, fleet.account(bot, account), reason, self.settings)
+        return trigger_run(self.redis, self.app, fleet.account(bot, account), reason, self.settings).queued
 
     def is_halted(self, bot: str, account: str) -> bool:
         """True when reconciliation or an operator halted the account: open no new risk."""
         database = database_of(self.settings)
-        with database.sessions() as session:
-            return ledger.find_account(session, bot, account).halted
+        with database.reading() as session:
+            return find_account(session, bot, account).halted
 
     def last_positions(self, bot: str, account: str) -> dict[str, dict[str, Any]]:
         """The positions of the last committed run, per instrument key (amounts as decimal strings)."""
-        cache: dict[bytes, bytes] = self.redis.hgetall(f"{account_key(bot, account)}:positions")  # type: ignore[assignment]
+        check_name(bot, "bot")
+        check_name(account, "account")
+        with redis_errors():
+            cache: dict[bytes, bytes] = self.redis.hgetall(f"{account_key(bot, account)}:positions")  # type: ignore[assignment]
         return {key.decode(): json.loads(value) for key, value in cache.items()}
 
 

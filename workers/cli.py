@@ -26,8 +26,12 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
-from models import history, ledger
+from models import history
+from models.accounts import find_account
 from models.database import Database, open_database, upgrade
+from models.reading import completed_trades
+from models.reading import groups as position_groups
+from models.reading import positions as book_positions
 from reconciliation.errors import FixConfiguration, ReconError, RetryLater
 from reconciliation.names import check_name, shown
 from reconciliation.plan import RECONCILE_REASONS
@@ -197,17 +201,41 @@ def reconcile(
     options = _options(ctx)
     config = options.fleet().account(bot, account)
     database = options.database()
+    coordinated: bool | None = None
     if queue:
         run_id, status = _queued_run(options, config, reason, dry_run, wait)
     else:
-        from workers.orchestrator import reconcile as run_reconciliation  # noqa: PLC0415 - see the note at the imports
-
-        result = run_reconciliation(database, config, reason=reason, dry_run=dry_run)
-        run_id, status = result.run_id, result.status
-    record = _print_run(database, run_id, as_json)
+        run_id, status, coordinated = _in_process_run(options, database, config, reason, dry_run, as_json)
+    record = _print_run(database, run_id, as_json, coordinated)
     if status == "failed":
         _complain(f"run {run_id} failed: {record.run.error or 'no reason recorded'}")
     raise typer.Exit(STATUS_EXIT[status])
+
+
+def _in_process_run(
+    options: Options, database: Database, config: AccountConfig, reason: str, dry_run: bool, as_json: bool
+) -> tuple[int, str, bool]:
+    """Serve the run here, on the same path the workers take: with Redis configured (``RECON_REDIS_URL``) it takes
+    the account's lock and publishes; without, it runs alone. A failure recorded as a run is shown, then raised."""
+    from workers.runtime import redis_of  # noqa: PLC0415 - see the note at the imports
+    from workers.service import Service  # noqa: PLC0415
+
+    settings = Settings(fleet=str(options.fleet_path()), database_url=options.database_url())
+    redis = None
+    if "redis_url" in Settings().model_fields_set:
+        with _broker_errors(settings):
+            redis = redis_of(settings)
+    service = Service(database, settings, redis)
+    try:
+        served = service.reconcile(config, reason, dry_run=dry_run)
+    except ReconError as error:
+        if error.run_id is not None:
+            _print_run(database, error.run_id, as_json, service.coordinated)
+        raise
+    if not served.results:
+        raise RetryLater(f"{config.label} is being reconciled elsewhere; that run serves this request")
+    last = served.results[-1]
+    return last.run_id, last.status.value, service.coordinated
 
 
 def _queued_run(options: Options, config: AccountConfig, reason: str, dry_run: bool, wait: float) -> tuple[int, str]:
@@ -251,12 +279,18 @@ def _broker_errors(settings: Settings) -> Iterator[None]:
         raise RetryLater(f"Redis unavailable at {where}: {_first_line(error)}") from error
 
 
-def _print_run(database: Database, run_id: int, as_json: bool) -> history.RunRecord:
-    with database.sessions() as session:
+NOT_COORDINATED = "no RECON_REDIS_URL: this run took no lock and published nothing (the embedded default)"
+
+
+def _print_run(database: Database, run_id: int, as_json: bool, coordinated: bool | None = None) -> history.RunRecord:
+    """Print a run's report; ``coordinated`` False says the run took no Redis lock and published nothing."""
+    with database.reading() as session:
         record = history.run_record(session, run_id)
-    if as_json:
+    if as_json:  # the same contract as `recon report --json`
         report.print_json(console, report.run_json(record))
     else:
+        if coordinated is False:
+            console.print(f"[dim]{NOT_COORDINATED}[/]")
         console.print(report.run_view(record))
     return record
 
@@ -273,7 +307,7 @@ def runs(
 ) -> None:
     """List recent runs, newest first."""
     database = _options(ctx).database()
-    with database.sessions() as session:
+    with database.reading() as session:
         lines = history.list_runs(session, bot, account, limit)
     if as_json:
         report.print_json(console, report.runs_json(lines))
@@ -296,7 +330,7 @@ def fleet(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Every bot and account: last run, its status, open breaks, halted or not."""
     options = _options(ctx)
     database = options.database()
-    with database.sessions() as session:
+    with database.reading() as session:
         accounts = history.fleet_status(session)
     if options.config is not None or Path("fleet.toml").exists() or Settings().fleet:
         accounts = _with_unrun_accounts(accounts, options.fleet())
@@ -336,8 +370,8 @@ def resume(ctx: typer.Context, bot: BotArg, account: AccountArg) -> None:
 
 def _set_halted(ctx: typer.Context, bot: str, account: str, halted: bool, reason: str | None) -> None:
     database = _options(ctx).database()
-    with database.sessions.begin() as session:
-        account_id = ledger.find_account(session, bot, account).id
+    with database.transaction() as session:
+        account_id = find_account(session, bot, account).id
         unchanged = history.set_halted(session, account_id, halted, reason, datetime.now(UTC))
     state = "halted" if halted else "resumed"
     console.print(f"{bot}/{account} {'was already' if unchanged else 'is now'} {state}")
@@ -440,12 +474,12 @@ def ledger_cash(
 def ledger_show(ctx: typer.Context, bot: BotArg, account: AccountArg, as_json: JsonFlag = False) -> None:
     """Positions with their lots, completed trades with P&L, and position groups."""
     database = _options(ctx).database()
-    with database.sessions() as session:
-        account_id = ledger.find_account(session, bot, account).id
+    with database.reading() as session:
+        account_id = find_account(session, bot, account).id
         document = report.books_json(
-            ledger.positions(session, account_id),
-            ledger.completed_trades(session, account_id),
-            ledger.groups(session, account_id),
+            book_positions(session, account_id),
+            completed_trades(session, account_id),
+            position_groups(session, account_id),
         )
     if as_json:
         report.print_json(console, document)

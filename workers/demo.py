@@ -27,7 +27,8 @@ from reconciliation.names import shown
 from workers import report
 from workers.books import BooksClient
 from workers.fleet import AccountConfig, load_fleet
-from workers.orchestrator import RunResult, reconcile
+from workers.pipeline import run_reconciliation as reconcile
+from workers.results import RunResult
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 MARKER = ".recon-demo"
@@ -137,7 +138,7 @@ def run_demo(console: Console, directory: Path, db_url: str | None, *, force: bo
             second.append(reconcile(database, config, reason="schedule"))
             progress.advance(running)
     console.print(_outcomes(fleet.accounts, first, second))
-    with database.sessions() as session:
+    with database.reading() as session:
         console.print(report.fleet_view(history.fleet_status(session)))
     _print_hints(console, workspace, db_url)
 
@@ -149,7 +150,7 @@ def _progress(console: Console) -> Progress:
 
 
 def _print_run(console: Console, database: Database, result: RunResult) -> None:
-    with database.sessions() as session:
+    with database.reading() as session:
         record = history.run_record(session, result.run_id)
     console.rule()
     console.print(report.run_view(record))

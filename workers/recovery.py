@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 
 from redis import Redis
 
-from models import alerts, history
+from models import alerts
 from models.database import Database
-from workers.runner import account_key
+from models.run_records import fail_if_running, runs_running_since
+from workers.coalescing import account_key, redis_errors
 from workers.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,13 +41,14 @@ def fail_lost_runs(database: Database, redis: Redis, settings: Settings, now: da
     """Fail every run that lost its worker, with an alert each; returns them (those another process had already
     ended are left out)."""
     cutoff = now - timedelta(seconds=settings.task_time_limit)
-    with database.sessions() as session:
-        running = history.runs_running_since(session, cutoff)
-    orphaned = [r for r in running if not redis.exists(f"{account_key(r.bot, r.account)}:lock")]
+    with database.reading() as session:
+        running = runs_running_since(session, cutoff)
+    with redis_errors():
+        orphaned = [r for r in running if not redis.exists(f"{account_key(r.bot, r.account)}:lock")]
     lost: list[LostRun] = []
     for run in orphaned:
-        with database.sessions.begin() as session:
-            if not history.fail_if_running(session, run.run_id, LOST, now):
+        with database.transaction() as session:
+            if not fail_if_running(session, run.run_id, LOST, now):
                 continue
             alerts.record_alert(session, run.account_id, "worker_lost", "warning",
                                 f"run {run.run_id} ({run.reason}) lost its worker; the account is run again",

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     retry_backoff_max: int = 600
     coalesce_seconds: int = 5
     recover_seconds: int = 60
+    order_max_age_seconds: int = 60
     result_expires: int = 3600
     events_maxlen: int = 10_000
     alert_webhook_url: SecretStr | None = None

@@ -8,9 +8,16 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import event, func, select
 
-from models import Fill, Lot, PositionGroup, Trade, ledger
+from models import Fill, Lot, PositionGroup, Trade
+from models.accounts import get_or_create_account
+from models.cash import set_expected_cash
 from models.database import Database
-from reconciliation.values import Cash, FillKind, InstrumentKey, Order, OrderStatus, Side
+from models.fills import record_fill, write_fills
+from models.lots import load_open_lots
+from models.orders import record_order
+from models.reading import completed_trades, load_books
+from models.reading import positions as book_positions
+from reconciliation.values import Cash, FillKind, InstrumentKey, Order, OrderStatus, Side, Source
 from reconciliation.values import Fill as FillValue
 
 BTC = InstrumentKey("linear", "BTCUSDT")
@@ -21,13 +28,13 @@ T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 def account_id(database: Database) -> int:
     """An account with empty books."""
     with database.sessions.begin() as session:
-        return ledger.get_or_create_account(session, "lxalgo", "paper", T0, "sim").id
+        return get_or_create_account(session, "lxalgo", "paper", T0, "sim").id
 
 
 def record(database: Database, account_id: int, fill_id: str, side: str, qty: str, price: str, **extra: object):
     fill = FillValue(fill_id, extra.pop("key", BTC), Side(side), Decimal(qty), Decimal(price), T0, **extra)  # type: ignore[arg-type]
     with database.sessions.begin() as session:
-        return ledger.record_fill(session, account_id, fill, T0)
+        return record_fill(session, account_id, fill, T0)
 
 
 def test_scale_in_then_partial_close_books_fifo_pnl(database: Database, account_id: int) -> None:
@@ -39,8 +46,8 @@ def test_scale_in_then_partial_close_books_fifo_pnl(database: Database, account_
 
     assert sum(t.gross_pnl for t in closed.trades) == Decimal(340000)
     with database.sessions() as session:
-        [position] = ledger.positions(session, account_id)
-        trades = ledger.completed_trades(session, account_id)
+        [position] = book_positions(session, account_id)
+        trades = completed_trades(session, account_id)
     assert position.qty == Decimal(30)
     assert [(lot.remaining, lot.entry_price) for lot in position.lots] == [(Decimal(30), Decimal(51000))]
     assert [(t.quantity, t.gross_pnl, t.status) for t in trades] == [
@@ -78,7 +85,7 @@ def test_fees_are_shared_exactly_between_trades(database: Database, account_id: 
     record(database, account_id, "x2", "sell", "2", "120", fee=Decimal("0.20"))
 
     with database.sessions() as session:
-        trades = ledger.completed_trades(session, account_id)
+        trades = completed_trades(session, account_id)
     assert sum(t.fees for t in trades) == Decimal("1.30")
     assert sum(t.net_pnl for t in trades) == Decimal(10 + 40) - Decimal("1.30")
 
@@ -89,7 +96,7 @@ def test_lots_closed_by_the_bot_are_closed_and_the_position_view_is_flat(databas
 
     with database.sessions() as session:
         lot = session.scalars(select(Lot)).one()
-        assert ledger.positions(session, account_id) == []
+        assert book_positions(session, account_id) == []
     assert (lot.status, lot.exit_reason, lot.remaining) == ("CLOSED", "take_profit", 0)
 
 
@@ -127,25 +134,25 @@ def test_an_expiry_fill_expires_the_lot(database: Database, account_id: int) -> 
 def test_orders_are_recorded_once_per_client_order_id_and_updated(database: Database, account_id: int) -> None:
     order = Order("bot-1", None, BTC, Side.BUY, Decimal("0.5"), Decimal(50000), OrderStatus.OPEN)
     with database.sessions.begin() as session:
-        assert ledger.record_order(session, account_id, order, T0)
+        assert record_order(session, account_id, order, T0)
     filled = Order("bot-1", "venue-9", BTC, Side.BUY, Decimal("0.5"), Decimal(50000), OrderStatus.FILLED)
     with database.sessions.begin() as session:
-        assert not ledger.record_order(session, account_id, filled, T0)
+        assert not record_order(session, account_id, filled, T0)
 
     with database.sessions() as session:
-        books, _ = ledger.load_books(session, account_id)
+        books, _ = load_books(session, account_id)
     assert books.pending_orders == ()  # filled orders are no longer pending
 
 
 def test_expected_cash_is_replaced_and_the_previous_value_returned(database: Database, account_id: int) -> None:
     with database.sessions.begin() as session:
-        assert ledger.set_expected_cash(session, account_id, Cash("USDT", Decimal(1000)), T0) is None
+        assert set_expected_cash(session, account_id, Cash("USDT", Decimal(1000)), T0) is None
     with database.sessions.begin() as session:
-        previous = ledger.set_expected_cash(session, account_id, Cash("USDT", Decimal("999.5")), T0)
+        previous = set_expected_cash(session, account_id, Cash("USDT", Decimal("999.5")), T0)
 
     assert previous == Cash("USDT", Decimal(1000))
     with database.sessions() as session:
-        books, _ = ledger.load_books(session, account_id)
+        books, _ = load_books(session, account_id)
     assert books.expected_cash == Cash("USDT", Decimal("999.5"))
 
 
@@ -161,22 +168,22 @@ def test_loading_books_takes_the_same_number_of_statements_for_ten_or_two_hundre
 
         event.listen(database.engine, "before_cursor_execute", count_statement)
         with database.sessions() as session:
-            ledger.load_books(session, account_id, ["a", "b"])
+            load_books(session, account_id, ["a", "b"])
         event.remove(database.engine, "before_cursor_execute", count_statement)
         return count
 
     fills = [
         (
             FillValue(f"f{i}", InstrumentKey("linear", f"SYM{i}"), Side.BUY, Decimal(1), Decimal(10), T0),
-            ledger.Source.BOT,
+            Source.BOT,
         )
         for i in range(200)
     ]
     with database.sessions.begin() as session:
-        ledger.write_fills(session, account_id, fills[:10], ledger.load_open_lots(session, account_id), T0)
+        write_fills(session, account_id, fills[:10], load_open_lots(session, account_id), T0)
     few = statements_to_load()
     with database.sessions.begin() as session:
-        ledger.write_fills(session, account_id, fills[10:], ledger.load_open_lots(session, account_id), T0)
+        write_fills(session, account_id, fills[10:], load_open_lots(session, account_id), T0)
     many = statements_to_load()
 
     assert few == many

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from models import ExpectedCash
+from models.accounts import get_or_create_account
 from models.database import Database
-from models.ledger import get_or_create_account
 
 EXACT_AMOUNTS = [
     "0.000000000000000001",

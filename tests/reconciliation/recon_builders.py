@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from reconciliation.effects import BookFill
 from reconciliation.fifo import replay
 from reconciliation.findings import PositionDiscrepancy, Thresholds
-from reconciliation.plan import BookFill, Decision, Plan
+from reconciliation.plan import Decision, Plan
 from reconciliation.policy import Policy, Rules, Strategy
 from reconciliation.values import (
     Books,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -27,21 +28,17 @@ from recon_builders import (
     usd,
 )
 
-from reconciliation.findings import Kind
-from reconciliation.plan import (
+from reconciliation.effects import (
     AdoptOrder,
     BookFill,
     CancelOrder,
     CloseGroup,
-    Decision,
-    Outcome,
     PlaceOrder,
-    Plan,
-    RunStatus,
     SetExpectedCash,
     SetOrderStatus,
-    plan,
 )
+from reconciliation.findings import Kind
+from reconciliation.plan import Decision, Plan, Resolution, RunStatus, plan
 from reconciliation.policy import Policy, Rules, Strategy
 from reconciliation.values import (
     Books,
@@ -49,6 +46,7 @@ from reconciliation.values import (
     FillKind,
     InstrumentKey,
     LotSide,
+    OrderLookup,
     OrderStatus,
     PositionStatus,
     Side,
@@ -128,7 +126,7 @@ def test_a_position_missing_at_the_venue_is_closed_fifo_at_the_mark_with_an_esti
     assert (decision.finding.kind, decision.strategy, decision.outcome) == (
         Kind.MISSING_AT_VENUE,
         Strategy.SYNC_TO_BROKER,
-        Outcome.RESOLVED,
+        Resolution.RESOLVED,
     )
     (effect,) = decision.effects
     assert isinstance(effect, BookFill)
@@ -293,7 +291,7 @@ def test_unknown_venue_fills_that_explain_a_vanished_position_are_recorded_under
 
     decision = only_decision(result)
     assert decision.effects == tuple(BookFill(f, from_venue=True) for f in liquidation)
-    assert decision.outcome is Outcome.RESOLVED
+    assert decision.outcome is Resolution.RESOLVED
     trades = trades_after(books, result)
     assert [(t.exit_fill_id, t.exit_price, t.exit_estimated) for t in trades] == [
         ("v1", d(47000), False),
@@ -348,7 +346,7 @@ def test_a_discrepancy_right_after_a_book_fill_is_deferred_with_no_effect() -> N
 
     decision = only_decision(plan(books, snapshot(minutes=5), GRACE_30S, seconds_after(5, 10)))
 
-    assert decision.outcome is Outcome.DEFERRED
+    assert decision.outcome is Resolution.DEFERRED
     assert decision.effects == ()
     assert "grace" in decision.action
 
@@ -359,7 +357,7 @@ def test_a_discrepancy_right_after_a_venue_fill_on_the_instrument_is_deferred() 
 
     decision = only_decision(plan(books, venue, GRACE_30S, seconds_after(5, 10)))
 
-    assert decision.outcome is Outcome.DEFERRED
+    assert decision.outcome is Resolution.DEFERRED
     assert decision.effects == ()
 
 
@@ -369,11 +367,13 @@ def test_a_fill_on_another_instrument_does_not_defer_this_one() -> None:
 
     decision = only_decision(plan(books, venue, GRACE_30S, seconds_after(5, 10)))
 
-    assert decision.outcome is Outcome.RESOLVED
+    assert decision.outcome is Resolution.RESOLVED
 
 
-@pytest.mark.parametrize(("age", "outcome"), [(29, Outcome.DEFERRED), (30, Outcome.RESOLVED), (31, Outcome.RESOLVED)])
-def test_only_fills_newer_than_the_grace_window_defer(age: int, outcome: Outcome) -> None:
+@pytest.mark.parametrize(
+    ("age", "outcome"), [(29, Resolution.DEFERRED), (30, Resolution.RESOLVED), (31, Resolution.RESOLVED)]
+)
+def test_only_fills_newer_than_the_grace_window_defer(age: int, outcome: Resolution) -> None:
     books = books_from(buy("b1", "1", "50000", minutes=5))
 
     assert only_decision(plan(books, snapshot(minutes=6), GRACE_30S, seconds_after(5, age))).outcome is outcome
@@ -384,7 +384,7 @@ def test_a_critical_discrepancy_inside_the_grace_window_is_deferred_rather_than_
 
     result = plan(books, snapshot(minutes=5), Rules(), seconds_after(5, 10))
 
-    assert only_decision(result).outcome is Outcome.DEFERRED
+    assert only_decision(result).outcome is Resolution.DEFERRED
     assert result.status is not RunStatus.HALTED
     assert result.halt_reason is None
 
@@ -395,7 +395,7 @@ def test_a_cash_gap_is_deferred_while_any_fill_is_in_flight() -> None:
 
     decision = only_decision(plan(books, venue, GRACE_30S, seconds_after(5, 10)))
 
-    assert (decision.finding.kind, decision.outcome, decision.effects) == (Kind.CASH_MISMATCH, Outcome.DEFERRED, ())
+    assert (decision.finding.kind, decision.outcome, decision.effects) == (Kind.CASH_MISMATCH, Resolution.DEFERRED, ())
 
 
 # --- warn, halt and the run's status ------------------------------------------------------------------------------
@@ -405,7 +405,7 @@ def test_warn_only_records_the_discrepancy_and_leaves_the_books_alone() -> None:
     result = plan(books_from(buy("b1", "1", "50000")), snapshot(), rules_all(Strategy.WARN_ONLY), LATER)
 
     decision = only_decision(result)
-    assert (decision.strategy, decision.outcome, decision.effects) == (Strategy.WARN_ONLY, Outcome.WARNED, ())
+    assert (decision.strategy, decision.outcome, decision.effects) == (Strategy.WARN_ONLY, Resolution.WARNED, ())
     assert result.status is RunStatus.WARNED
     assert result.halt_reason is None
 
@@ -414,7 +414,7 @@ def test_halt_and_alert_halts_the_account_with_a_reason_and_leaves_the_books_alo
     result = plan(books_from(buy("b1", "1", "50000")), snapshot(), Rules(), LATER)
 
     decision = only_decision(result)
-    assert (decision.strategy, decision.outcome, decision.effects) == (Strategy.HALT_AND_ALERT, Outcome.HALTED, ())
+    assert (decision.strategy, decision.outcome, decision.effects) == (Strategy.HALT_AND_ALERT, Resolution.HALTED, ())
     assert result.status is RunStatus.HALTED
     assert result.halt_reason == "missing_at_venue linear:BTCUSDT:0"
 
@@ -426,7 +426,7 @@ def test_a_halt_anywhere_halts_the_run_while_other_decisions_keep_their_effects(
     result = plan(books, snapshot(held("999", "50000", mark="50100")), rules, LATER)
 
     decisions = by_instrument(result)
-    assert (decisions[BTC].outcome, decisions[ETH].outcome) == (Outcome.RESOLVED, Outcome.HALTED)
+    assert (decisions[BTC].outcome, decisions[ETH].outcome) == (Resolution.RESOLVED, Resolution.HALTED)
     assert [f.key for f in fills_of(result)] == [BTC]
     assert result.status is RunStatus.HALTED
     assert result.halt_reason == "missing_at_venue linear:ETHUSDT:0"
@@ -453,7 +453,7 @@ def test_one_resolved_and_one_warned_discrepancy_make_a_warned_run() -> None:
 
     result = plan(books, snapshot(held("999", "50000")), rules, LATER)
 
-    assert {dec.outcome for dec in result.decisions} == {Outcome.RESOLVED, Outcome.WARNED}
+    assert {dec.outcome for dec in result.decisions} == {Resolution.RESOLVED, Resolution.WARNED}
     assert result.status is RunStatus.WARNED
 
 
@@ -535,7 +535,7 @@ def test_sync_to_local_places_the_order_that_brings_the_venue_back_to_the_books(
     (place,) = decision.effects
     assert isinstance(place, PlaceOrder)
     assert (place.key, place.side, place.qty, place.reduce_only) == (BTC, side, d(qty), reduce_only)
-    assert decision.outcome is Outcome.PLANNED
+    assert decision.outcome is Resolution.PLANNED
     assert result.book_fills() == ()
 
 
@@ -554,13 +554,15 @@ def test_sync_to_local_cancels_a_venue_order_the_books_do_not_know() -> None:
     decision = only_decision(plan(books_from(), snapshot(open_orders=[stray]), LOCAL_ALL, LATER))
 
     assert decision.effects == (CancelOrder(stray),)
-    assert decision.outcome is Outcome.PLANNED
+    assert decision.outcome is Resolution.PLANNED
 
 
 def test_sync_to_local_does_not_resend_a_pending_order_missing_at_the_venue() -> None:
-    decision = only_decision(plan(books_from(pending_orders=[order("c1", "v1")]), snapshot(), LOCAL_ALL, LATER))
+    venue = replace(snapshot(), order_lookups={"c1": OrderLookup(None)})
 
-    assert (decision.outcome, decision.effects) == (Outcome.WARNED, ())
+    decision = only_decision(plan(books_from(pending_orders=[order("c1", "v1")]), venue, LOCAL_ALL, LATER))
+
+    assert (decision.outcome, decision.effects) == (Resolution.WARNED, ())
 
 
 # --- orders and cash under sync_to_broker -----------------------------------------------------------------------
@@ -571,7 +573,7 @@ def test_sync_to_broker_adopts_a_venue_order_the_books_do_not_know() -> None:
 
     decision = only_decision(plan(books_from(), snapshot(open_orders=[stray]), SYNC_ALL, LATER))
 
-    assert (decision.outcome, decision.effects) == (Outcome.RESOLVED, (AdoptOrder(stray),))
+    assert (decision.outcome, decision.effects) == (Resolution.RESOLVED, (AdoptOrder(stray),))
 
 
 def test_sync_to_broker_takes_the_venues_order_status() -> None:
@@ -583,17 +585,15 @@ def test_sync_to_broker_takes_the_venues_order_status() -> None:
     assert decision.effects == (SetOrderStatus(mine, OrderStatus.PARTIALLY_FILLED),)
 
 
-@pytest.mark.parametrize(("venue_fill_order", "status"), [("v1", OrderStatus.FILLED), ("v-other", OrderStatus.MISSING)])
-def test_a_pending_order_gone_from_the_venue_is_filled_if_a_venue_fill_names_it_else_missing(
-    venue_fill_order: str, status: OrderStatus
-) -> None:
-    mine = order("c1", "v1")
-    venue = snapshot(held("1", "50000"), fills=[buy("f1", "1", "50000", minutes=2, order_id=venue_fill_order)])
-    books = books_from(buy("f1", "1", "50000", minutes=2), pending_orders=[mine])
+@pytest.mark.parametrize("policy", [SYNC_ALL, LOCAL_ALL, Rules()], ids=["sync_to_broker", "sync_to_local", "default"])
+def test_a_pending_order_recorded_after_the_venue_was_read_is_left_for_the_next_run(policy: Rules) -> None:
+    """Every order pending when the venue was read is looked up; one the look-ups do not cover came later."""
+    books = books_from(pending_orders=[order("c1", "v1")])
 
-    decision = only_decision(plan(books, venue, SYNC_ALL, LATER))
+    decision = only_decision(plan(books, snapshot(), policy, LATER))
 
-    assert decision.effects == (SetOrderStatus(mine, status),)
+    assert (decision.outcome, decision.effects) == (Resolution.DEFERRED, ())
+    assert decision.action == "deferred: recorded after the venue was read"
 
 
 def test_sync_to_broker_makes_the_books_expect_the_venues_cash() -> None:
@@ -615,7 +615,7 @@ def test_cash_within_tolerance_is_reported_but_needs_no_decision() -> None:
 def test_sync_to_local_cannot_move_cash_and_only_warns() -> None:
     decision = only_decision(plan(books_from(expected_cash=usd("10000")), snapshot(cash=usd("9500")), LOCAL_ALL, LATER))
 
-    assert (decision.outcome, decision.effects) == (Outcome.WARNED, ())
+    assert (decision.outcome, decision.effects) == (Resolution.WARNED, ())
 
 
 def test_a_flat_venue_row_still_gives_its_mark_as_the_exit_estimate() -> None:

@@ -21,7 +21,7 @@ from recon_builders import (
 )
 
 from reconciliation.findings import Kind, Severity
-from reconciliation.plan import Outcome, RunStatus, plan
+from reconciliation.plan import Resolution, RunStatus, plan
 from reconciliation.policy import Policy, Rules, Strategy
 from reconciliation.values import InstrumentKey, LotSide, PositionStatus, Source
 
@@ -86,8 +86,8 @@ def test_seed_000_after_a_crash_the_vanished_aapl_is_closed_externally_and_the_m
 
     assert result.matched == (MSFT,)
     assert {key: (dec.strategy, dec.outcome) for key, dec in by_instrument(result).items()} == {
-        AAPL: (Strategy.SYNC_TO_BROKER, Outcome.RESOLVED),
-        GOOGL: (Strategy.WARN_ONLY, Outcome.WARNED),
+        AAPL: (Strategy.SYNC_TO_BROKER, Resolution.RESOLVED),
+        GOOGL: (Strategy.WARN_ONLY, Resolution.WARNED),
     }
     assert result.status is RunStatus.WARNED
     assert [f.fill.key for f in book_fills(result)] == [AAPL]

@@ -13,9 +13,10 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from recon_builders import SYNC_ALL, applied, at, books_from, order, usd
 
+from reconciliation.effects import BookFill
 from reconciliation.fifo import replay
 from reconciliation.findings import PositionDiscrepancy
-from reconciliation.plan import BookFill, Outcome, plan
+from reconciliation.plan import Resolution, plan
 from reconciliation.policy import Policy, Rules, Strategy
 from reconciliation.values import (
     Books,
@@ -209,7 +210,7 @@ def test_after_applying_a_sync_to_broker_plan_the_same_snapshot_finds_no_positio
         if isinstance(decision.finding, PositionDiscrepancy):
             venue_fills = any(isinstance(e, BookFill) and e.from_venue for e in decision.effects)
             event(f"{decision.finding.kind} by {'venue fills' if venue_fills else 'synthetic fills'}")
-            assert decision.outcome is Outcome.RESOLVED
+            assert decision.outcome is Resolution.RESOLVED
     recorded = [e.fill for e in first.effects() if isinstance(e, BookFill) and e.from_venue]
     assert all(f in case.snapshot.fills and f.fill_id not in case.books.known_fill_ids for f in recorded)
     after = applied(case.books, first)

@@ -11,13 +11,15 @@ import pytest
 from fake_exchange import FakeExchange
 from sqlalchemy import select
 
-from models import Trade, history, ledger
+from models import Trade, history
+from models.accounts import find_account
 from models.database import Database
+from models.orders import live_orders
+from tests.conftest import reconcile
 from workers.backfill import backfill
 from workers.books import BooksClient
 from workers.cli import main
 from workers.fleet import load_fleet
-from workers.orchestrator import reconcile
 
 
 @pytest.fixture
@@ -52,8 +54,8 @@ critical = "{policy}"
 
 def pending(database: Database) -> list[tuple[str | None, str]]:
     with database.sessions() as session:
-        account_id = ledger.find_account(session, "lxalgo", "live").id
-        return [(o.client_order_id, o.status.value) for o in ledger.live_orders(session, account_id)]
+        account_id = find_account(session, "lxalgo", "live").id
+        return [(o.client_order_id, o.status.value) for o in live_orders(session, account_id)]
 
 
 @pytest.mark.parametrize("policy", ["warn_only", "sync_to_broker"])

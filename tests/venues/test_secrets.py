@@ -29,13 +29,12 @@ from models import history
 from models.database import Database
 from reconciliation.errors import AuthenticationFailed, ReconError, RequestRejected
 from reconciliation.values import InstrumentKey, Order, Side
-from tests.conftest import Clock
+from tests.conftest import Clock, reconcile
 from venues.alpaca import AlpacaSettings, AlpacaVenue
 from venues.bybit import BybitSettings, BybitVenue
 from venues.credentials import Credentials, Secret, credentials_from
 from workers.connect import open_venue
 from workers.fleet import AccountConfig, load_fleet
-from workers.orchestrator import reconcile
 from workers.report import run_json
 
 BYBIT_KEY, BYBIT_SECRET = "BYBITKEY7f3a/9c0d+e", "BYBITSECRETe81d44b2"

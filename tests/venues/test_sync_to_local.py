@@ -13,14 +13,16 @@ from pathlib import Path
 import pytest
 from fake_exchange import FakeExchange
 
-from models import history, ledger
+from models import history
+from models.accounts import find_account
 from models.database import Database
+from models.orders import live_orders
 from reconciliation.errors import FixConfiguration
+from reconciliation.orders import reference_prices
 from reconciliation.values import Books, InstrumentKey, Lot, LotSide, Snapshot, VenuePosition
+from tests.conftest import serve_in_process as reconcile
 from workers.books import BooksClient
 from workers.fleet import load_fleet
-from workers.orchestrator import reconcile
-from workers.venue_orders import reference_prices
 
 KEYS = {"BYBIT_KEY": "bybit-key", "BYBIT_SECRET": "bybit-secret"}
 ORDER_UUID = "61e69015-8549-4bfd-b9c3-01e75843f47d"
@@ -88,7 +90,7 @@ def test_an_order_within_the_cap_is_sent_once_even_when_the_run_is_retried(
         "Buy", "6", "Market", False,
     )  # fmt: skip
     with database.sessions() as session:
-        pending = ledger.live_orders(session, ledger.find_account(session, "lxalgo", "live").id)
+        pending = live_orders(session, find_account(session, "lxalgo", "live").id)
     assert [o.client_order_id for o in pending] == [sent.body["orderLinkId"]]
 
     retried = run(database, path)  # the venue has not moved yet: the same correction, the same client id
@@ -218,7 +220,7 @@ def test_no_order_is_sent_for_an_account_an_operator_halted(
 ) -> None:
     path = fleet(tmp_path, exchange, environment='"testnet"', allow_live_orders="true", max_order_notional="1000")
     with database.sessions.begin() as session:
-        account_id = ledger.find_account(session, "lxalgo", "live").id
+        account_id = find_account(session, "lxalgo", "live").id
         history.set_halted(session, account_id, True, "investigating", datetime.now(UTC))
 
     [(applied, detail)] = order_actions(database, run(database, path))

@@ -34,14 +34,13 @@ from reconciliation.errors import (
     VenueUnavailable,
 )
 from reconciliation.values import InstrumentKey, Order, Side
-from tests.conftest import Clock
+from tests.conftest import Clock, reconcile
 from venues.alpaca import AlpacaSettings, AlpacaVenue
 from venues.bybit import BybitSettings, BybitVenue
 from venues.credentials import Credentials, Secret
 from venues.http import MAX_RETRY_AFTER
 from workers.books import BooksClient
 from workers.fleet import AccountConfig, load_fleet
-from workers.orchestrator import reconcile
 
 BYBIT_KEY, BYBIT_SECRET = next(iter(DEFAULT_BYBIT_KEYS.items()))
 ALPACA_KEY, ALPACA_SECRET = next(iter(DEFAULT_ALPACA_KEYS.items()))

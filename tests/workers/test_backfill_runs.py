@@ -16,21 +16,23 @@ import pytest
 from rich.console import Console
 from sqlalchemy import func, insert, select, update
 
-from models import Action, Fill, Lot, Run, Trade, history, ledger
+from models import Action, Fill, Lot, Run, Trade, history
+from models.accounts import find_account
 from models.backfill import apply_backfill, estimated_trades, known_fill_ids
 from models.database import Database
+from models.reading import load_books
+from models.run_records import begin_run
 from reconciliation.backfill import match_exits
 from reconciliation.errors import FixConfiguration, VenueUnavailable
 from reconciliation.policy import Policy, Rules, Strategy
 from reconciliation.values import Fill as VenueFill
-from tests.conftest import Clock
+from tests.conftest import Clock, reconcile
 from tests.conftest import SimState as Venue
 from venues.sim import SimVenue
 from workers import report
 from workers.backfill import BackfillResult, backfill, result_json, result_view
 from workers.books import BooksClient
 from workers.fleet import AccountConfig
-from workers.orchestrator import reconcile
 
 SYNC = Policy(minor=Strategy.SYNC_TO_BROKER, moderate=Strategy.SYNC_TO_BROKER, critical=Strategy.SYNC_TO_BROKER)
 ENTRY = "2026-11-01T00:00:00Z"
@@ -253,7 +255,7 @@ def test_a_dry_run_changes_nothing_but_reports_what_it_would_do(database: Databa
     venue.set(fills=REAL_EXIT)
     fills_before, state_before = count(database, Fill), trade_state(database)
     with database.sessions() as session:
-        epoch_before = ledger.find_account(session, "lxalgo", "paper").epoch
+        epoch_before = find_account(session, "lxalgo", "paper").epoch
 
     result = backfilled(database, venue, clock, dry_run=True)
 
@@ -266,7 +268,7 @@ def test_a_dry_run_changes_nothing_but_reports_what_it_would_do(database: Databa
     assert (action.kind, action.applied) == ("backfill_exit", False)
     assert action.after is not None and action.after["exit_price"] == "95.4"
     with database.sessions() as session:
-        assert ledger.find_account(session, "lxalgo", "paper").epoch == epoch_before
+        assert find_account(session, "lxalgo", "paper").epoch == epoch_before
     assert backfilled(database, venue, clock).status == "resolved"  # the real run still has everything to do
 
 
@@ -298,7 +300,7 @@ def test_an_exit_not_at_the_venue_stays_estimated_and_is_reported(
     assert (sol.exit_price, sol.exit_estimated) == (Decimal(18), True)
     assert trades(database)["BTCUSDT"].exit_estimated is False
     with database.sessions() as session:
-        account_id = ledger.find_account(session, "lxalgo", "paper").id
+        account_id = find_account(session, "lxalgo", "paper").id
         assert known_fill_ids(session, account_id, ["v1", "v2", "v3"]) == {"v1", "v2"}
         assert session.get_one(Run, result.run_id).matched == 1
     kinds = {(a.kind, a.subject, a.applied) for a in record(database, result.run_id).actions}
@@ -405,8 +407,8 @@ def test_the_backfilled_fills_are_not_applied_again_by_a_following_reconciliatio
     assert (count(database, Fill), count(database, Lot), count(database, Trade)) == counts
     assert trade_state(database) == state
     with database.sessions() as session:
-        account_id = ledger.find_account(session, "lxalgo", "paper").id
-        loaded, _ = ledger.load_books(session, account_id, ["v1", "v2"])
+        account_id = find_account(session, "lxalgo", "paper").id
+        loaded, _ = load_books(session, account_id, ["v1", "v2"])
     assert loaded.known_fill_ids == {"v1", "v2"}
     assert loaded.lots == {}
 
@@ -416,9 +418,9 @@ def test_two_backfills_racing_write_each_exit_once(database: Database, venue: Ve
     venue.set(fills=REAL_EXIT)
     fills = SimVenue(venue.path).fills_between(datetime(2026, 11, 1, tzinfo=UTC), clock.now)
     with database.sessions.begin() as session:
-        account_id = ledger.find_account(session, "lxalgo", "paper").id
-        first = history.begin_run(session, account_id, "backfill", False, clock.now)
-        second = history.begin_run(session, account_id, "backfill", False, clock.now)
+        account_id = find_account(session, "lxalgo", "paper").id
+        first = begin_run(session, account_id, "backfill", False, clock.now)
+        second = begin_run(session, account_id, "backfill", False, clock.now)
     with database.sessions() as session:
         candidates = estimated_trades(session, account_id)
     match = match_exits(candidates, fills, frozenset())
@@ -449,7 +451,7 @@ def test_an_exit_fill_that_carried_a_fee_is_taken_out_of_the_entry_fee(
         session.execute(update(Trade).values(exit_estimated=True))
 
     with database.sessions() as session:
-        candidates = estimated_trades(session, ledger.find_account(session, "lxalgo", "paper").id)
+        candidates = estimated_trades(session, find_account(session, "lxalgo", "paper").id)
 
     with database.sessions() as session:
         fees = [t.fees for t in session.scalars(select(Trade).order_by(Trade.id))]
@@ -467,8 +469,8 @@ def test_an_exit_whose_fill_reached_the_books_during_the_run_is_deferred(
     venue.set(fills=REAL_EXIT)
     fills = SimVenue(venue.path).fills_between(datetime(2026, 11, 1, tzinfo=UTC), clock.now)
     with database.sessions.begin() as session:
-        account_id = ledger.find_account(session, "lxalgo", "paper").id
-        start = history.begin_run(session, account_id, "backfill", False, clock.now)
+        account_id = find_account(session, "lxalgo", "paper").id
+        start = begin_run(session, account_id, "backfill", False, clock.now)
     with database.sessions() as session:
         match = match_exits(estimated_trades(session, account_id), fills, frozenset())
     with database.sessions.begin() as session:  # meanwhile a reconciliation records v2 under its venue id

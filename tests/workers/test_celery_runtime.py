@@ -23,15 +23,16 @@ import tasks.reconcile  # noqa: F401 - registers the tasks on the test app
 from models import Alert, Fill, Run, history
 from models.database import Database
 from reconciliation.values import Snapshot
+from tests.conftest import reconcile
 from venues.sim import SimVenue
 from workers.alerts import raise_staleness_alerts
 from workers.books import BooksClient
 from workers.bot_client import BotClient
 from workers.celery import create_app
+from workers.coalescing import account_key
 from workers.fleet import load_fleet
-from workers.orchestrator import reconcile
-from workers.runner import account_key, run_exclusively
 from workers.schedule import QUEUES, RECONCILE_TASK
+from workers.service import Service
 from workers.settings import Settings
 
 TIMEOUT = 60
@@ -39,7 +40,7 @@ TIMEOUT = 60
 
 def runs_of(settings: Settings, bot: str, account: str) -> list[history.RunLine]:
     database = Database(settings.database_url.get_secret_value())
-    with database.sessions() as session:
+    with database.reading() as session:
         lines = history.list_runs(session, bot, account)
     database.dispose()
     return lines
@@ -88,7 +89,7 @@ def test_fifty_concurrent_triggers_queue_one_run_and_write_no_duplicates(
     assert 1 <= queued.count(True) <= 2
     _wait_until_idle(redis, settings, "lxalgo", "live")
     database = Database(settings.database_url.get_secret_value())
-    with database.sessions() as session:
+    with database.reading() as session:
         fills = session.scalar(select(func.count()).select_from(Fill))
         distinct = session.scalar(select(func.count(func.distinct(Fill.fill_id))))
         runs = sorted((r.started_at, r.finished_at) for r in session.scalars(select(Run)))
@@ -125,19 +126,20 @@ def test_a_run_finding_the_account_busy_leaves_it_to_the_holder_which_runs_once_
         def fetch_snapshot(self, now: Any) -> Snapshot:
             type(self).calls += 1
             if type(self).calls == 1:
-                busy = run_exclusively(redis, database, config, settings, "large_fill")
-                assert busy.deferred_to_holder and busy.runs == ()
+                busy = Service(database, settings, redis).reconcile(config, "large_fill")
+                assert busy.left_to_holder and busy.results == ()
             assert config.state_file is not None
             return SimVenue(config.state_file).fetch_snapshot(now)
 
         def lookup_order(self, order: Any) -> Any:
             return SimVenue(config.state_file).lookup_order(order)  # type: ignore[arg-type]
 
-    holder = run_exclusively(redis, database, config, settings, "schedule", venue=TriggeredMeanwhile())  # type: ignore[arg-type]
+    holder = Service(database, settings, redis).reconcile(config, "schedule", venue=TriggeredMeanwhile())  # type: ignore[arg-type]
     database.dispose()
 
-    assert [r.status for r in holder.runs] == ["resolved", "in_sync"]
-    assert not redis.exists(f"{account_key('lxalgo', 'paper')}:dirty")
+    assert [r.status for r in holder.results] == ["resolved", "in_sync"]
+    requested, served = redis.hmget(f"{account_key('lxalgo', 'paper')}:triggers", ["requested", "served"])
+    assert requested == served == b"1"
     assert not redis.exists(f"{account_key('lxalgo', 'paper')}:lock")
 
 
@@ -190,7 +192,7 @@ def webhook() -> Iterator[Webhook]:
 
 def alerts_of(settings: Settings) -> list[tuple[str, str, str, bool]]:
     database = Database(settings.database_url.get_secret_value())
-    with database.sessions() as session:
+    with database.reading() as session:
         rows = [(a.kind, a.subject, a.severity, a.delivered_at is not None) for a in session.scalars(select(Alert))]
     database.dispose()
     return sorted(rows)
@@ -271,21 +273,21 @@ def test_a_holder_whose_lock_expired_mid_run_cannot_write(settings: Settings, re
 
         def fetch_snapshot(self, now: Any) -> Snapshot:
             time.sleep(short.lock_ttl + 0.3)
-            takeover.append(run_exclusively(redis, database, config, short, "schedule"))
+            takeover.append(Service(database, short, redis).reconcile(config, "schedule"))
             assert config.state_file is not None
             return SimVenue(config.state_file).fetch_snapshot(now)
 
         def lookup_order(self, order: Any) -> Any:
             return SimVenue(config.state_file).lookup_order(order)  # type: ignore[arg-type]
 
-    stale = run_exclusively(redis, database, config, short, "manual", venue=OutlivesItsLock())  # type: ignore[arg-type]
-    with database.sessions() as session:
+    stale = Service(database, short, redis).reconcile(config, "manual", venue=OutlivesItsLock())  # type: ignore[arg-type]
+    with database.reading() as session:
         fills = session.scalar(select(func.count()).select_from(Fill))
         distinct = session.scalar(select(func.count(func.distinct(Fill.fill_id))))
     database.dispose()
 
-    [newer] = takeover[0].runs
+    [newer] = takeover[0].results
     assert newer.status == "resolved"
-    assert stale.runs[0].status == "failed" and "lost the account" in (stale.runs[0].error or "")
+    assert stale.results[0].status == "failed" and "lost the account" in (stale.results[0].error or "")
     assert fills == distinct
     assert BooksClient(Database(settings.database_url.get_secret_value())).positions("lxalgo", "paper")[0].qty == 30

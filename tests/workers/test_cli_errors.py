@@ -131,7 +131,7 @@ CASES = [
         "db-file-garbage",
         ("runs",),
         FAILED,
-        "database unusable: file is not a database",
+        "database unusable at sqlite:///recon.db: file is not a database",
         setup=write("recon.db", b"this is not a database\n" * 100),
         then=still_garbage,
     ),
@@ -253,8 +253,28 @@ CASES = [
         setup=write("venues/lxalgo_paper.json", b"\x00\x01"),
     ),
     # Redis and settings
-    Case("trigger-redis-unreachable", ("trigger", "lxalgo", "paper"), FAILED, "Redis unavailable at redis://"),
-    Case("queue-redis-unreachable", ("reconcile", "lxalgo", "paper", "--queue"), FAILED, "Redis unavailable"),
+    Case(
+        "trigger-redis-unreachable",
+        ("trigger", "lxalgo", "paper"),
+        FAILED,
+        "Redis unavailable at redis://",
+        env={"RECON_REDIS_URL": UNREACHABLE_REDIS},
+    ),
+    Case(
+        "queue-redis-unreachable",
+        ("reconcile", "lxalgo", "paper", "--queue"),
+        FAILED,
+        "Redis unavailable",
+        env={"RECON_REDIS_URL": UNREACHABLE_REDIS},
+    ),
+    Case(
+        "reconcile-redis-unreachable",
+        ("reconcile", "lxalgo", "paper"),
+        FAILED,
+        "Redis unavailable",
+        env={"RECON_REDIS_URL": UNREACHABLE_REDIS},
+        then=books_untouched,
+    ),
     Case(
         "redis-url-garbage",
         ("trigger", "lxalgo", "paper"),
@@ -298,7 +318,8 @@ def run(case: Case, template: Path, workdir: Path, postgres: str) -> Outcome:
     if case.setup is not None:
         case.setup(workdir)
     env = {key: value for key, value in os.environ.items() if not key.startswith("RECON_")}
-    env.update({"RECON_DATABASE_URL": "sqlite:///recon.db", "RECON_REDIS_URL": UNREACHABLE_REDIS, **case.env})
+    env.pop("RECON_REDIS_URL", None)  # the embedded default: in-process runs take no lock and publish nothing
+    env.update({"RECON_DATABASE_URL": "sqlite:///recon.db", **case.env})
     args = [postgres if arg == POSTGRES else arg for arg in case.args]
     finished = subprocess.run(
         [str(RECON), *args], capture_output=True, text=True, timeout=60, cwd=workdir, env=env, check=False

@@ -9,18 +9,21 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
-from models import Action, Alert, Base, Break, Fill, Lot, Run, Trade, history, ledger
-from models.apply import AppliedRun, apply_run
+from models import Action, Alert, Base, Break, Fill, Lot, Run, Trade, history
+from models.accounts import find_account
+from models.apply import WrittenRun, run_transaction
 from models.database import Database
-from reconciliation.plan import Outcome, Plan, plan
+from models.orders import order_statuses
+from models.reading import load_books
+from models.run_records import begin_run
+from reconciliation.plan import Plan, plan
 from reconciliation.policy import Policy, Rules, Strategy
 from reconciliation.values import Snapshot
-from tests.conftest import Clock
+from tests.conftest import Clock, reconcile
 from tests.conftest import SimState as Venue
 from venues.sim import SimVenue
 from workers.books import BooksClient
 from workers.fleet import AccountConfig
-from workers.orchestrator import reconcile
 
 SYNC = Policy(minor=Strategy.SYNC_TO_BROKER, moderate=Strategy.SYNC_TO_BROKER, critical=Strategy.SYNC_TO_BROKER)
 WARN = Policy(minor=Strategy.WARN_ONLY, moderate=Strategy.WARN_ONLY, critical=Strategy.WARN_ONLY)
@@ -43,7 +46,7 @@ def run(database: Database, venue: Venue, clock: Clock, policy: Policy = SYNC, *
 
 
 def count(database: Database, table: type) -> int:
-    with database.sessions() as session:
+    with database.reading() as session:
         return int(session.scalar(select(func.count()).select_from(table)) or 0)
 
 
@@ -63,19 +66,20 @@ def buy(books: BooksClient, fill_id: str, symbol: str, qty: str, price: str = "1
 def plan_now(database: Database, venue: Venue, clock: Clock, rules: Rules) -> tuple[int, Plan]:
     """Plan a run against the books and the venue as they are now, without applying it."""
     snapshot = SimVenue(venue.path).fetch_snapshot(clock.now)
-    with database.sessions() as session:
-        account_id = ledger.find_account(session, "lxalgo", "paper").id
-        loaded, _ = ledger.load_books(session, account_id)
+    with database.reading() as session:
+        account_id = find_account(session, "lxalgo", "paper").id
+        loaded, _ = load_books(session, account_id)
     return account_id, plan(loaded, snapshot, rules, clock.advance(60))
 
 
-def apply_now(database: Database, account_id: int, intended: Plan, clock: Clock) -> AppliedRun:
-    """Begin a real run and apply a plan made earlier, as a run that planned before the books changed would."""
-    with database.sessions.begin() as session:
-        start = history.begin_run(session, account_id, "manual", False, clock.now)
-    with database.sessions.begin() as session:
-        return apply_run(session, account_id=account_id, run_id=start.run_id, epoch=start.epoch, plan=intended,
-                         now=clock.now, dry_run=False)  # fmt: skip
+def apply_now(database: Database, account_id: int, intended: Plan, clock: Clock) -> WrittenRun:
+    """Begin a real run and write a plan made earlier (as a duplicated task that planned on the same books would)."""
+    with database.transaction() as session:
+        start = begin_run(session, account_id, "manual", False, clock.now)
+    with run_transaction(database, account_id) as transaction:
+        transaction.books(run_id=start.run_id, epoch=start.epoch, dry_run=False)
+        return transaction.write(run_id=start.run_id, plan=intended, screened=(), now=clock.now, dry_run=False,
+                                 snapshot_as_of=None)  # fmt: skip
 
 
 def test_a_failed_fetch_records_a_failed_run_and_changes_nothing(
@@ -90,7 +94,7 @@ def test_a_failed_fetch_records_a_failed_run_and_changes_nothing(
     assert "positions[0].qty" in (result.error or "")
     assert positions(books) == {"BTCUSDT": Decimal(1)}
     assert count(database, Action) == 0
-    with database.sessions() as session:
+    with database.reading() as session:
         failed = session.get_one(Run, result.run_id)
     assert (failed.status, failed.finished_at is not None) == ("failed", True)
 
@@ -103,7 +107,7 @@ def test_every_change_is_an_action_with_the_state_before_and_after(
 
     result = run(database, venue, clock)
 
-    with database.sessions() as session:
+    with database.reading() as session:
         record = history.run_record(session, result.run_id)
     changes = {(a.subject, a.kind): (a.before, a.after, a.applied) for a in record.actions}
     assert changes == {
@@ -146,9 +150,9 @@ def test_a_dry_run_is_stored_as_dry_and_changes_no_books(
     assert result.status == "resolved"
     assert (count(database, Fill), count(database, Lot)) == (fills_before, lots_before)
     assert positions(books) == {"BTCUSDT": Decimal(10)}
-    with database.sessions() as session:
+    with database.reading() as session:
         record = history.run_record(session, result.run_id)
-        books_now, _ = ledger.load_books(session, ledger.find_account(session, "lxalgo", "paper").id)
+        books_now, _ = load_books(session, find_account(session, "lxalgo", "paper").id)
     assert record.run.dry_run
     assert record.actions and not any(a.applied for a in record.actions)
     assert books_now.expected_cash is not None and books_now.expected_cash.balance == Decimal(100)
@@ -171,7 +175,7 @@ def test_venue_fills_are_recorded_under_their_ids_so_the_bot_recording_them_late
 
     assert not late.recorded
     assert positions(books) == {"BTCUSDT": Decimal(6)}
-    with database.sessions() as session:
+    with database.reading() as session:
         trade = session.scalars(select(Trade)).one()
     assert (trade.exit_price, trade.gross_pnl, trade.exit_estimated) == (Decimal(120), Decimal(80), False)
     assert trade.status == "CLOSED_EXTERNALLY"
@@ -244,12 +248,12 @@ def test_a_run_that_lost_the_account_to_a_newer_run_writes_nothing(
         name = "sim"
 
         def fetch_snapshot(self, now: Any) -> Snapshot:
-            with database.sessions.begin() as session:
-                history.begin_run(session, account_id, "schedule", False, now)
+            with database.transaction() as session:
+                begin_run(session, account_id, "schedule", False, now)
             return SimVenue(venue.path).fetch_snapshot(now)
 
-    with database.sessions() as session:
-        account_id = ledger.find_account(session, "lxalgo", "paper").id
+    with database.reading() as session:
+        account_id = find_account(session, "lxalgo", "paper").id
     result = reconcile(database, account(venue), clock=clock, venue=Overtaken())
 
     assert result.status == "failed"
@@ -258,20 +262,26 @@ def test_a_run_that_lost_the_account_to_a_newer_run_writes_nothing(
     assert count(database, Action) == 0
 
 
-def test_a_fill_the_bot_records_after_the_books_were_loaded_defers_the_correction(
+def test_a_fill_the_bot_records_while_the_venue_is_read_is_seen_by_the_decision(
     database: Database, venue: Venue, books: BooksClient, clock: Clock
 ) -> None:
+    """The books are read under the account's lock, after the venue: no correction is made on books it did not see."""
     buy(books, "b1", "BTCUSDT", "10")
     venue.set([long("BTCUSDT", "15")])
-    account_id, intended = plan_now(database, venue, clock, Rules(policy=SYNC, grace_seconds=0))
 
-    buy(books, "b2", "BTCUSDT", "5")  # the bot records the fill that explains the difference, mid-run
-    applied = apply_now(database, account_id, intended, clock)
+    class FillArrivesMeanwhile:
+        name = "sim"
 
+        def fetch_snapshot(self, now: Any) -> Snapshot:
+            buy(books, "b2", "BTCUSDT", "5")  # the bot records the fill that explains the difference, mid-run
+            return SimVenue(venue.path).fetch_snapshot(now)
+
+    clock.advance(60)
+    result = reconcile(database, account(venue, grace=0), clock=clock, venue=FillArrivesMeanwhile())
+
+    assert result.status == "in_sync"
     assert positions(books) == {"BTCUSDT": Decimal(15)}
-    assert [d.outcome for d in applied.plan.decisions] == [Outcome.DEFERRED]
-    assert applied.status == "warned"
-    assert reconcile(database, account(venue, grace=0), clock=clock).status == "in_sync"
+    assert count(database, Fill) == 2
 
 
 def test_a_discrepancy_with_fills_inside_the_grace_window_is_left_for_the_next_run(
@@ -293,7 +303,7 @@ def test_a_persisting_discrepancy_is_one_break_until_it_disappears(
 ) -> None:
     venue.set([long("NVDA", "10")])
     runs = [run(database, venue, clock, WARN) for _ in range(3)]
-    with database.sessions() as session:
+    with database.reading() as session:
         [open_break] = session.scalars(select(Break)).all()
         assert (open_break.occurrences, open_break.resolved_at) == (3, None)
         assert (open_break.first_seen_run_id, open_break.last_seen_run_id) == (runs[0].run_id, runs[2].run_id)
@@ -301,7 +311,7 @@ def test_a_persisting_discrepancy_is_one_break_until_it_disappears(
     venue.set([])
     cleared = run(database, venue, clock, WARN)
 
-    with database.sessions() as session:
+    with database.reading() as session:
         closed = session.scalars(select(Break)).one()
     assert cleared.status == "in_sync"
     assert (closed.resolved_run_id, closed.occurrences) == (cleared.run_id, 3)
@@ -319,7 +329,9 @@ def test_halt_and_alert_halts_the_account_once_and_raises_one_alert(
     assert (first.status, second.status) == ("halted", "halted")
     assert books.is_halted("lxalgo", "paper")
     assert positions(books) == {"BTCUSDT": Decimal(10)}
-    assert count(database, Alert) == 1
+    with database.reading() as session:
+        kinds = sorted(session.scalars(select(Alert.kind)))
+    assert kinds == ["break_opened", "halted"]  # the second run's persisting break and standing halt raise nothing
 
 
 def test_a_dry_run_started_during_a_real_run_does_not_fence_it_off(
@@ -354,29 +366,40 @@ def test_an_unexpected_error_marks_the_run_failed_and_is_raised(
     with pytest.raises(RuntimeError, match="socket exploded"):
         reconcile(database, account(venue), clock=clock, venue=Broken())
 
-    with database.sessions() as session:
+    with database.reading() as session:
         [line] = history.list_runs(session)
         stored = session.get_one(Run, line.run_id)
     assert (stored.status, stored.error) == ("failed", "unexpected error: RuntimeError: socket exploded")
 
 
-def test_cash_and_orders_the_bot_changed_during_the_run_are_left_for_the_next_run(
+def test_cash_and_orders_the_bot_changed_while_the_venue_is_read_are_seen_by_the_decision(
     database: Database, venue: Venue, books: BooksClient, clock: Clock
 ) -> None:
     books.set_expected_cash("lxalgo", "paper", "1000")
     books.record_order("lxalgo", "paper", client_order_id="c1", symbol="BTCUSDT", side="buy", qty="1")
     venue.set([], cash={"currency": "USD", "balance": "500"})
-    account_id, intended = plan_now(database, venue, clock, Rules(policy=SYNC))
 
-    books.set_expected_cash("lxalgo", "paper", "500")
-    books.record_order("lxalgo", "paper", client_order_id="c1", symbol="BTCUSDT", side="buy", qty="1", status="filled")
-    applied = apply_now(database, account_id, intended, clock)
+    class BotMovesMeanwhile:
+        name = "sim"
 
-    assert [d.outcome for d in applied.plan.decisions] == [Outcome.DEFERRED, Outcome.DEFERRED]
-    with database.sessions() as session:
-        now_books, _ = ledger.load_books(session, account_id)
+        def fetch_snapshot(self, now: Any) -> Snapshot:
+            books.set_expected_cash("lxalgo", "paper", "500")
+            books.record_order("lxalgo", "paper", client_order_id="c1", symbol="BTCUSDT", side="buy", qty="1",
+                               status="filled")  # fmt: skip
+            return SimVenue(venue.path).fetch_snapshot(now)
+
+        def lookup_order(self, order: Any) -> Any:
+            return SimVenue(venue.path).lookup_order(order)
+
+    clock.advance(60)
+    result = reconcile(database, account(venue), clock=clock, venue=BotMovesMeanwhile())
+
+    assert result.status == "in_sync"
+    with database.reading() as session:
+        account_id = find_account(session, "lxalgo", "paper").id
+        now_books, _ = load_books(session, account_id)
+        assert order_statuses(session, account_id, ["c1"]) == {"c1": "filled"}
     assert now_books.expected_cash is not None and now_books.expected_cash.balance == Decimal(500)
-    assert ledger.order_statuses(database.sessions(), account_id, ["c1"]) == {"c1": "filled"}
 
 
 def test_a_run_on_an_already_halted_account_says_so_instead_of_halting_again(
@@ -388,7 +411,7 @@ def test_a_run_on_an_already_halted_account_says_so_instead_of_halting_again(
 
     again = run(database, venue, clock, HALT)
 
-    with database.sessions() as session:
+    with database.reading() as session:
         record = history.run_record(session, again.run_id)
     assert [f.action for f in record.findings] == ["account already halted (quantity_mismatch default:BTCUSDT:0)"]
     assert record.actions == []
@@ -397,7 +420,7 @@ def test_a_run_on_an_already_halted_account_says_so_instead_of_halting_again(
 def test_a_run_records_when_the_venue_reported_its_snapshot(database: Database, venue: Venue, clock: Clock) -> None:
     result = run(database, venue, clock)
 
-    with database.sessions() as session:
+    with database.reading() as session:
         assert session.get_one(Run, result.run_id).snapshot_as_of == clock.now
 
 
@@ -444,7 +467,7 @@ def test_the_statements_of_a_run_do_not_grow_with_the_number_of_positions(
     counts = []
     for size in (10, 100):
         database = Database(database_url)
-        with database.sessions.begin() as session:
+        with database.transaction() as session:
             for table in reversed(Base.metadata.sorted_tables):
                 session.execute(table.delete())
         venue = Venue(tmp_path / f"venue-{size}.json")
@@ -464,7 +487,7 @@ def test_a_currency_mismatch_synced_to_the_venue_is_resolved_not_deferred_foreve
     second = run(database, venue, clock)
 
     assert (first.status, second.status) == ("resolved", "in_sync")
-    with database.sessions() as session:
+    with database.reading() as session:
         report_cash = session.get_one(Run, first.run_id).cash
     assert report_cash is not None
     assert (report_cash["expected_currency"], report_cash["currency"], report_cash["severity"]) == (

@@ -11,6 +11,7 @@ the result backend, the bots' caches), Flower's API and the inspected configurat
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import socket
@@ -273,8 +274,13 @@ def test_no_key_password_or_token_reaches_any_channel(
             stop(flower)
             stop(worker)
 
-    statuses = sorted(run["status"] for outcome in outcomes if isinstance(outcome, dict) for run in outcome["runs"])
-    assert statuses == ["failed", "failed", "resolved", "resolved"], outcomes  # the bad keys fail, with their reason
+    finished = sorted(run["status"] for outcome in outcomes if isinstance(outcome, dict) for run in outcome["runs"])
+    refused = [str(outcome) for outcome in outcomes if isinstance(outcome, Exception)]
+    assert finished == ["resolved", "resolved"], outcomes
+    assert len(refused) == 2 and all("refused the credentials" in r or "401" in r for r in refused), refused
+    assert sorted(
+        json.loads(row)["status"] for row in postgres_rows(database_url) if '"epoch"' in row and '"reason"' in row
+    ) == ["failed", "failed", "resolved", "resolved"]  # the bad keys' runs, recorded
     assert webhook.bodies, "the alerts reached the webhook"
     assert inspected.returncode == 0 and "broker_url" in inspected.stdout, inspected.stderr
     worker_log = logs.read_text(errors="replace")

@@ -11,9 +11,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,10 +21,9 @@ from sqlalchemy import select
 
 from models import Run
 from models.database import Database
+from tests.conftest import feed
 from workers.books import BooksClient
 from workers.celery import create_app
-from workers.demo import seed_books
-from workers.fleet import load_fleet
 from workers.schedule import RECONCILE_TASK
 from workers.settings import Settings
 
@@ -37,22 +34,6 @@ LIMITS = {"RECON_TASK_SOFT_TIME_LIMIT": "4", "RECON_TASK_TIME_LIMIT": "5", "RECO
           "RECON_RETRY_BACKOFF_MAX": "2", "RECON_VISIBILITY_TIMEOUT": "8"}  # fmt: skip
 
 
-@pytest.fixture
-def blocking_fleet(example_fleet: Path, postgres_url: str) -> Iterator[Path]:
-    """The example fleet with lxalgo/paper's state file replaced by a named pipe: its fetch blocks until fed."""
-    state = example_fleet.parent / "venues" / "lxalgo_paper.json"
-    content = state.read_text()
-    state.unlink()
-    os.mkfifo(state)
-    database = Database(postgres_url)
-    config = load_fleet(example_fleet).account("lxalgo", "paper")
-    seed_books(BooksClient(database), config, example_fleet.parent / "books" / "lxalgo_paper.json")
-    database.dispose()
-    yield example_fleet
-    state.unlink()
-    state.write_text(content)
-
-
 def start_worker_process(fleet: Path, database_url: str, name: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, **LIMITS, "RECON_DATABASE_URL": database_url, "RECON_FLEET": str(fleet),
            "RECON_REDIS_URL": REDIS_URL, "PYTHONPATH": str(ROOT)}  # fmt: skip
@@ -61,18 +42,6 @@ def start_worker_process(fleet: Path, database_url: str, name: str) -> subproces
                "--loglevel=WARNING"]  # fmt: skip
     return subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-
-
-def feed(pipe: Path, content: str) -> threading.Thread:
-    """Write ``content`` into the pipe as soon as a reader opens it (in the background)."""
-
-    def write() -> None:
-        with pipe.open("w") as handle:  # blocks until the worker opens the pipe for reading
-            handle.write(content)
-
-    thread = threading.Thread(target=write, daemon=True)
-    thread.start()
-    return thread
 
 
 def runs(database_url: str) -> list[tuple[str, str]]:

@@ -1,0 +1,279 @@
+"""Recording fills: each fill id once, FIFO applied, lots, trades and position groups written in a constant
+number of statements however many fills there are. A fill id already in the books is never applied twice: the
+insert does nothing and the call says so.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.orm import Session
+
+from models import books as tables
+from models.accounts import lock_account
+from models.database import insert_ignoring_duplicates
+from models.lots import OpenLots, load_group_ids, load_open_lots
+from reconciliation.fifo import FifoOutcome, apply_fill
+from reconciliation.values import (
+    ZERO,
+    Fill,
+    Lot,
+    Position,
+    PositionStatus,
+    Side,
+    Source,
+    Trade,
+    exact,
+)
+
+OPEN = PositionStatus.OPEN.value
+LOTS = cast(Table, tables.Lot.__table__)
+TRADES = cast(Table, tables.Trade.__table__)
+GROUPS = cast(Table, tables.PositionGroup.__table__)
+FILLS = cast(Table, tables.Fill.__table__)
+
+
+@dataclass(frozen=True)
+class FillResult:
+    """What recording one fill did: whether it was new, and the position before and after it."""
+
+    fill: Fill
+    recorded: bool
+    before: Position
+    after: Position
+    trades: tuple[Trade, ...] = ()
+    opened: Lot | None = None
+
+
+@dataclass
+class _Changes:
+    lot_updates: dict[str, Lot] = field(default_factory=dict)
+    closed: dict[str, Trade] = field(default_factory=dict)
+    new_lots: dict[str, Lot] = field(default_factory=dict)
+    trades: list[Trade] = field(default_factory=list)
+    credit: dict[str, Decimal] = field(default_factory=lambda: defaultdict(lambda: ZERO))
+
+
+@exact
+def write_fills(
+    session: Session,
+    account_id: int,
+    fills: Sequence[tuple[Fill, Source]],
+    lots: OpenLots,
+    now: datetime,
+    run_id: int | None = None,
+) -> list[FillResult]:
+    """Insert ``fills`` (duplicates skipped) and apply the new ones FIFO to ``lots``, in order.
+
+    The caller holds the account lock and loaded ``lots`` inside the same transaction. ``lots`` is updated
+    in place to the state after the fills. The number of statements does not grow with the number of fills.
+    """
+    if not fills:
+        return []
+    inserted = _insert_fills(session, account_id, fills, now, run_id)
+    _ensure_groups(session, account_id, {f.group for f, _ in fills if f.group and f.fill_id in inserted}, lots, now)
+    changes = _Changes()
+    results: list[FillResult] = []
+    for fill, source in fills:
+        before = lots.position(fill.key)
+        if fill.fill_id not in inserted:
+            results.append(FillResult(fill, False, before, before))
+            continue
+        inserted.discard(fill.fill_id)  # a fill id repeated within one call applies once
+        outcome = apply_fill(lots.by_key.get(fill.key, ()), fill, source)
+        _collect(changes, lots.by_key.get(fill.key, ()), outcome, fill)
+        lots.by_key[fill.key] = outcome.lots
+        results.append(FillResult(fill, True, before, lots.position(fill.key), outcome.trades, outcome.opened))
+    _persist(session, account_id, changes, lots, run_id)
+    return results
+
+
+def fill_row(account_id: int, fill: Fill, source: Source, now: datetime, run_id: int | None) -> dict[str, Any]:
+    """The ``fills`` row recording ``fill`` for the account."""
+    return {
+        "account_id": account_id,
+        "fill_id": fill.fill_id,
+        "order_id": fill.order_id,
+        "category": fill.key.category,
+        "symbol": fill.key.symbol,
+        "leg": fill.key.leg,
+        "side": fill.side.value,
+        "qty": fill.qty,
+        "price": fill.price,
+        "fee": fill.fee,
+        "time": fill.time,
+        "kind": fill.kind.value,
+        "source": source.value,
+        "group_name": fill.group,
+        "reason": fill.reason,
+        "estimated": fill.estimated,
+        "run_id": run_id,
+        "recorded_at": now,
+    }
+
+
+def _insert_fills(
+    session: Session, account_id: int, fills: Sequence[tuple[Fill, Source]], now: datetime, run_id: int | None
+) -> set[str]:
+    rows = [fill_row(account_id, f, source, now, run_id) for f, source in fills]
+    # Core, not the ORM class: ORM bulk inserts start a new statement whenever the set of NULL columns changes.
+    statement = insert_ignoring_duplicates(session, FILLS).returning(FILLS.c.fill_id)
+    return set(session.execute(statement, rows).scalars())
+
+
+def _ensure_groups(session: Session, account_id: int, names: set[Any], lots: OpenLots, now: datetime) -> None:
+    missing = sorted(n for n in names if n not in lots.group_ids)
+    if not missing:
+        return
+    session.execute(
+        insert_ignoring_duplicates(session, GROUPS),
+        [
+            {"account_id": account_id, "name": n, "status": OPEN, "net_entry_credit": ZERO, "opened_at": now}
+            for n in missing
+        ],
+    )
+    lots.group_ids.update(load_group_ids(session, account_id))
+
+
+def _collect(changes: _Changes, before: tuple[Lot, ...], outcome: FifoOutcome, fill: Fill) -> None:
+    after = {lot.entry_fill_id: lot for lot in outcome.lots}
+    last_trade = {t.entry_fill_id: t for t in outcome.trades}
+    for lot in before:
+        if lot.entry_fill_id in after and after[lot.entry_fill_id] == lot:
+            continue
+        target = changes.new_lots if lot.entry_fill_id in changes.new_lots else changes.lot_updates
+        target[lot.entry_fill_id] = after.get(lot.entry_fill_id, replace(lot, remaining=ZERO))
+        if lot.entry_fill_id not in after:
+            changes.closed[lot.entry_fill_id] = last_trade[lot.entry_fill_id]
+    if outcome.opened is not None:
+        changes.new_lots[outcome.opened.entry_fill_id] = outcome.opened
+        if outcome.opened.group:
+            sign = Decimal(1) if fill.side is Side.SELL else Decimal(-1)
+            changes.credit[outcome.opened.group] += sign * outcome.opened.quantity * fill.price
+    changes.trades.extend(outcome.trades)
+
+
+def _closing_columns(changes: _Changes, entry_fill_id: str) -> dict[str, Any]:
+    trade = changes.closed.get(entry_fill_id)
+    if trade is None:
+        return {"status": OPEN, "exit_reason": None, "closed_at": None}
+    return {"status": trade.status.value, "exit_reason": trade.exit_reason, "closed_at": trade.exit_time}
+
+
+def _persist(session: Session, account_id: int, changes: _Changes, lots: OpenLots, run_id: int | None) -> None:
+    if changes.lot_updates:
+        session.connection().execute(
+            update(LOTS).where(LOTS.c.id == bindparam("lot_id")),
+            [
+                {"lot_id": lots.ids[fid], "remaining": lot.remaining, **_closing_columns(changes, fid)}
+                for fid, lot in changes.lot_updates.items()
+            ],
+        )
+    if changes.new_lots:
+        rows = [
+            _lot_row(account_id, lot, lots, _closing_columns(changes, fid)) for fid, lot in changes.new_lots.items()
+        ]
+        inserted = session.execute(LOTS.insert().returning(tables.Lot.id, tables.Lot.entry_fill_id), rows)
+        lots.ids.update({fid: lot_id for lot_id, fid in inserted})
+    if changes.trades:
+        session.execute(
+            TRADES.insert(),
+            [_trade_row(account_id, t, lots.ids[t.entry_fill_id]) for t in changes.trades],
+        )
+    if changes.credit:
+        session.connection().execute(
+            update(GROUPS)
+            .where(GROUPS.c.id == bindparam("group_id"))
+            .values(net_entry_credit=GROUPS.c.net_entry_credit + bindparam("delta")),
+            [{"group_id": lots.group_ids[name], "delta": delta} for name, delta in changes.credit.items()],
+        )
+    _close_finished_groups(session, account_id, lots, changes)
+
+
+def _close_finished_groups(session: Session, account_id: int, lots: OpenLots, changes: _Changes) -> None:
+    """A group whose lots this write closed, and which has no open lot left, takes its last close's status."""
+    closing = {t.group: t for t in changes.trades if t.group}
+    if not closing:
+        return
+    still_open = set(
+        session.scalars(
+            select(tables.Lot.group_id).where(
+                tables.Lot.account_id == account_id,
+                tables.Lot.status == OPEN,
+                tables.Lot.group_id.in_([lots.group_ids[g] for g in closing]),
+            )
+        )
+    )
+    finished = [
+        {
+            "group_id": lots.group_ids[g],
+            "status": t.status.value,
+            "exit_reason": t.exit_reason,
+            "closed_at": t.exit_time,
+        }
+        for g, t in closing.items()
+        if lots.group_ids[g] not in still_open
+    ]
+    if finished:
+        session.connection().execute(
+            update(GROUPS).where(GROUPS.c.id == bindparam("group_id"), GROUPS.c.status == OPEN), finished
+        )
+
+
+def _lot_row(account_id: int, lot: Lot, lots: OpenLots, closing: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "account_id": account_id,
+        "category": lot.key.category,
+        "symbol": lot.key.symbol,
+        "leg": lot.key.leg,
+        "side": lot.side.value,
+        "quantity": lot.quantity,
+        "remaining": lot.remaining,
+        "entry_price": lot.entry_price,
+        "entry_time": lot.entry_time,
+        "entry_fill_id": lot.entry_fill_id,
+        "commission": lot.commission,
+        "source": lot.source.value,
+        "group_id": lots.group_ids.get(lot.group) if lot.group else None,
+        **closing,
+    }
+
+
+def _trade_row(account_id: int, trade: Trade, lot_id: int) -> dict[str, Any]:
+    return {
+        "account_id": account_id,
+        "lot_id": lot_id,
+        "category": trade.key.category,
+        "symbol": trade.key.symbol,
+        "leg": trade.key.leg,
+        "side": trade.side.value,
+        "quantity": trade.quantity,
+        "entry_fill_id": trade.entry_fill_id,
+        "exit_fill_id": trade.exit_fill_id,
+        "entry_price": trade.entry_price,
+        "exit_price": trade.exit_price,
+        "entry_time": trade.entry_time,
+        "exit_time": trade.exit_time,
+        "gross_pnl": trade.gross_pnl,
+        "fees": trade.fees,
+        "net_pnl": trade.net_pnl,
+        "pnl_pct": trade.pnl_pct,
+        "status": trade.status.value,
+        "exit_reason": trade.exit_reason,
+        "exit_estimated": trade.exit_estimated,
+    }
+
+
+def record_fill(
+    session: Session, account_id: int, fill: Fill, now: datetime, source: Source = Source.BOT
+) -> FillResult:
+    """Record one fill for a bot: lock the account, apply FIFO, write. A known fill id changes nothing."""
+    lock_account(session, account_id)
+    lots = load_open_lots(session, account_id, keys=[fill.key], groups=[fill.group] if fill.group else [])
+    return write_fills(session, account_id, [(fill, source)], lots, now)[0]

@@ -1,0 +1,187 @@
+"""One run per account at a time, and triggers that coalesce with a stated guarantee.
+
+The guarantee, for any trigger T of an account (a bot after a large fill, ``recon trigger``, the API):
+
+    T is served by a run that began reading the venue after T arrived; a trigger that arrives before a run
+    has begun reading the venue is served by that run, and triggers that arrive while a run reads the venue or
+    after it cause exactly one more run between them, not one each.
+
+How (Redis, per account; the lock saves work, Postgres keeps the books right whatever happens here):
+
+    triggers   hash recon:<bot>:<account>:triggers {requested, served, reason}. A trigger increments
+               ``requested`` and takes the new value as its ticket. A run reads ``requested`` just before it reads
+               the venue (``seen``) and, once committed, sets ``served`` to it: a ticket ≤ ``served`` was served.
+    pending    recon:<bot>:<account>:pending, SET NX EX: the first trigger in a window queues a task with its
+               ticket, the others only increment; the run clears it before reading the venue.
+    lock       recon:<bot>:<account>:lock, token-owned, non-blocking, with a TTL longer than the hard time limit.
+               A task finding it held leaves the work to the holder, which sees ``requested`` above what it served
+               when its run ends and runs once more (a task without a ticket, from beat or ``--queue``, first
+               increments ``requested`` for itself). A task whose ticket is already served does not run at all.
+
+After releasing the lock the holder looks once more, so a trigger arriving between its last look and the
+release is not stranded: it takes the lock again, or whoever took it serves the trigger.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from redis import Redis
+from redis.exceptions import LockError, RedisError
+
+from reconciliation.errors import CoordinationUnavailable, RetryLater
+from workers.fleet import AccountConfig
+from workers.results import RunResult
+from workers.settings import Settings
+
+log = logging.getLogger(__name__)
+MAX_ROUNDS = 3
+TRIGGERS_TTL_SECONDS = 7 * 24 * 3600  # kept as long as triggers keep coming; requested and served expire together
+
+
+def account_key(bot: str, account: str) -> str:
+    """The Redis key prefix of one account."""
+    return f"recon:{bot}:{account}"
+
+
+class AccountBusy(RetryLater):
+    """Another worker holds the account; the same work may run once it is released."""
+
+
+@contextmanager
+def redis_errors() -> Iterator[None]:
+    """Redis errors raised inside become ``CoordinationUnavailable`` (retry later), cause kept."""
+    try:
+        yield
+    except RedisError as error:
+        raise CoordinationUnavailable(f"redis unavailable: {type(error).__name__}: {error}") from error
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A trigger's ticket, and whether it queued a task (else it joined one already queued or running)."""
+
+    ticket: int
+    queued: bool
+
+
+def record_trigger(redis: Redis, config: AccountConfig, reason: str, settings: Settings) -> Trigger:
+    """Count a trigger and claim the pending key; the caller queues a task when ``queued``."""
+    key = account_key(config.bot, config.account)
+    with redis_errors():
+        pipe = redis.pipeline(transaction=True)
+        pipe.hincrby(f"{key}:triggers", "requested", 1)
+        pipe.hset(f"{key}:triggers", "reason", reason)
+        pipe.expire(f"{key}:triggers", TRIGGERS_TTL_SECONDS)
+        ticket = int(pipe.execute()[0])
+        queued = bool(redis.set(f"{key}:pending", reason, nx=True, ex=settings.coalesce_seconds))
+    return Trigger(ticket, queued)
+
+
+@dataclass(frozen=True)
+class Served:
+    """What one request did: the runs it made, or why it made none."""
+
+    results: tuple[RunResult, ...] = ()
+    left_to_holder: bool = False
+    already_served: bool = False
+    more_requested: bool = False
+
+
+class AccountLock:
+    """The account's lock and trigger counters, for the one run at a time that holds it."""
+
+    def __init__(self, redis: Redis, config: AccountConfig, settings: Settings) -> None:
+        self.redis = redis
+        self.key = account_key(config.bot, config.account)
+        self.label = config.label
+        self._lock = redis.lock(f"{self.key}:lock", timeout=settings.lock_ttl, blocking=False, thread_local=False)
+
+    def acquire(self) -> bool:
+        """Take the lock if it is free."""
+        with redis_errors():
+            return bool(self._lock.acquire())
+
+    def release(self) -> None:
+        """Give the lock back; one that expired meanwhile is only logged (the fencing epoch protected the books)."""
+        try:
+            with redis_errors():
+                self._lock.release()
+        except (LockError, CoordinationUnavailable):
+            log.warning("the account lock of %s expired or could not be released", self.label)
+
+    def ask_holder_for_more(self) -> None:
+        """Make whoever holds the lock run once more when its run ends."""
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hincrby(f"{self.key}:triggers", "requested", 1)
+            pipe.expire(f"{self.key}:triggers", TRIGGERS_TTL_SECONDS)
+            pipe.execute()
+
+    def counts(self) -> tuple[int, int, str | None]:
+        """``requested``, ``served`` and the latest trigger's reason."""
+        with redis_errors():
+            values: list[bytes | None] = self.redis.hmget(f"{self.key}:triggers", ["requested", "served", "reason"])  # type: ignore[assignment]
+        requested, served, reason = values
+        return int(requested or 0), int(served or 0), reason.decode() if isinstance(reason, bytes) else None
+
+    def start_reading(self) -> int:
+        """Just before a run reads the venue: clear the pending key, return the ``requested`` it will serve."""
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hget(f"{self.key}:triggers", "requested")
+            pipe.delete(f"{self.key}:pending")
+            requested, _ = pipe.execute()
+        return int(requested or 0)
+
+    def mark_served(self, seen: int) -> None:
+        """A run that read the venue after ``seen`` triggers has committed: they are served."""
+        with redis_errors():
+            self.redis.hset(f"{self.key}:triggers", "served", str(seen))
+
+
+def serve(
+    lock: AccountLock,
+    run_once: Callable[[str], RunResult],
+    *,
+    reason: str,
+    dry_run: bool,
+    ticket: int | None,
+) -> Served:
+    """Run the account under its lock until every trigger seen is served (at most ``MAX_ROUNDS`` runs).
+
+    ``run_once(reason)`` makes one run and hands its result on (publish, follow-ups). A held lock leaves the
+    work to its holder (a dry run, which the holder would not make for it, raises ``AccountBusy`` instead).
+    """
+    results: list[RunResult] = []
+    while True:
+        if not lock.acquire():
+            if dry_run:
+                raise AccountBusy(f"{lock.label} is being reconciled; trying again shortly")
+            if ticket is None:  # a triggered request is counted already; any other one asks for a round of its own
+                lock.ask_holder_for_more()
+            return Served(tuple(results), left_to_holder=not results)
+        try:
+            if ticket is not None and not results and lock.counts()[1] >= ticket:
+                return Served(already_served=True)
+            while True:
+                seen = lock.start_reading()
+                results.append(run_once(reason))
+                if dry_run:
+                    return Served(tuple(results))
+                lock.mark_served(seen)
+                requested, _, latest_reason = lock.counts()
+                if requested <= seen or len(results) >= MAX_ROUNDS:
+                    break
+                reason = latest_reason or "manual"
+        finally:
+            lock.release()
+        requested, served, latest_reason = lock.counts()
+        if requested <= served:
+            return Served(tuple(results))
+        if len(results) >= MAX_ROUNDS:
+            return Served(tuple(results), more_requested=True)
+        reason = latest_reason or "manual"

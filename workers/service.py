@@ -1,0 +1,111 @@
+"""A request for a run, served the same way by the workers, the CLI and the API:
+
+    request -> the account's lock and coalescing (``workers.coalescing``) -> the run (``workers.pipeline``)
+    -> publish the result to the bots' cache and the event stream (``workers.publish``)
+    -> after the lock is released, the follow-ups the result calls for (``workers.follow_ups``)
+
+On the workers the follow-ups are tasks sent by name; in-process they are the same functions called in turn,
+each holding the account's lock. Without Redis (the embedded default: SQLite, nothing running) there is no
+lock to take and nothing to publish to: one run, then its follow-ups in-process, and ``Service.coordinated``
+says so, for the report's header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from redis import Redis
+
+from models.database import Database
+from reconciliation.errors import FixConfiguration
+from venues.base import Venue
+from workers.alerts import deliver
+from workers.backfill import backfill
+from workers.coalescing import AccountBusy, AccountLock, Served, serve
+from workers.fleet import AccountConfig
+from workers.follow_ups import ALERTS_TASK, BACKFILL_TASK, SEND_ORDERS_TASK, follow_ups_of
+from workers.pipeline import Clock, run_reconciliation, utc_now
+from workers.publish import publish
+from workers.results import RunResult
+from workers.send_orders import send_planned_orders
+from workers.settings import Settings
+
+#: Sends one follow-up task (by name) of a run of an account.
+Dispatch = Callable[[str, RunResult, AccountConfig], None]
+
+
+@dataclass
+class Service:
+    """What serving a run needs: the database, the settings, Redis (None: the embedded default), how follow-ups
+    are carried out, and the clock."""
+
+    database: Database
+    settings: Settings
+    redis: Redis | None = None
+    dispatch: Dispatch | None = None
+    clock: Clock = field(default=utc_now)
+
+    @property
+    def coordinated(self) -> bool:
+        """True when runs take the Redis lock and publish; False on the embedded default."""
+        return self.redis is not None
+
+    def reconcile(
+        self,
+        config: AccountConfig,
+        reason: str,
+        *,
+        dry_run: bool = False,
+        ticket: int | None = None,
+        venue: Venue | None = None,
+    ) -> Served:
+        """Serve one request for a run of ``config``'s account; the follow-ups are dispatched before returning."""
+
+        def run_once(why: str) -> RunResult:
+            result = run_reconciliation(self.database, config, reason=why, dry_run=dry_run, clock=self.clock,
+                                        venue=venue)  # fmt: skip
+            if self.redis is not None and not result.failed and not dry_run:
+                publish(self.redis, result, self.settings)
+            return result
+
+        if self.redis is None:
+            served = Served((run_once(reason),))
+        else:
+            served = serve(AccountLock(self.redis, config, self.settings), run_once, reason=reason, dry_run=dry_run,
+                           ticket=ticket)  # fmt: skip
+        for result in served.results:
+            for task in follow_ups_of(result):
+                if self.dispatch is not None:
+                    self.dispatch(task, result, config)
+                else:
+                    self.follow_up_in_process(task, result.run_id, config)
+        return served
+
+    def follow_up_in_process(self, task: str, run_id: int, config: AccountConfig) -> None:
+        """Carry out one follow-up of run ``run_id`` here and now, holding the account's lock when there is one."""
+        with self.holding(config):
+            if task == SEND_ORDERS_TASK:
+                send_planned_orders(self.database, config, run_id, now=self.clock(),
+                                    max_age_seconds=self.settings.order_max_age_seconds)  # fmt: skip
+            elif task == ALERTS_TASK:
+                deliver(self.database, self.settings, self.clock(), run_id)
+            elif task == BACKFILL_TASK:
+                backfill(self.database, config, clock=self.clock)
+            else:
+                raise FixConfiguration(f"unknown follow-up {task!r}")
+
+    @contextmanager
+    def holding(self, config: AccountConfig) -> Iterator[None]:
+        """Hold the account's lock for work that must not overlap a run (held elsewhere: ``AccountBusy``)."""
+        if self.redis is None:
+            yield
+            return
+        lock = AccountLock(self.redis, config, self.settings)
+        if not lock.acquire():
+            raise AccountBusy(f"{config.label} is busy with another run; trying again shortly")
+        try:
+            yield
+        finally:
+            lock.release()
