@@ -6,13 +6,9 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, Insert, create_engine, event
+from sqlalchemy import Connection, Engine, Insert, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
@@ -20,8 +16,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from reconciliation.errors import DatabaseRefused, DatabaseUnavailable, FixConfiguration
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "alembic"
 DEFAULT_URL = "sqlite:///recon.db"
+#: The newest migration's revision: a process checks the schema against it without loading Alembic (a test
+#: keeps it equal to Alembic's head).
+SCHEMA_HEAD = "0001"
 
 
 def normalize_url(url: str) -> str:
@@ -75,6 +77,8 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """Alembic configuration pointing at the project's migrations, optionally bound to ``connection``."""
+    from alembic.config import Config  # noqa: PLC0415 - Alembic only when migrating (it costs start-up time)
+
     if not (MIGRATIONS / "env.py").exists():
         raise FixConfiguration(f"migrations not found at {MIGRATIONS}: run from a checkout of the project")
     config = Config()
@@ -86,21 +90,33 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision``."""
+    from alembic import command  # noqa: PLC0415
+
     with _translated_connect_errors(engine), engine.begin() as connection:
         command.upgrade(alembic_config(connection), revision)
 
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
     """Take the schema back to ``revision``."""
+    from alembic import command  # noqa: PLC0415
+
     with engine.begin() as connection:
         command.downgrade(alembic_config(connection), revision)
 
 
 def schema_is_current(engine: Engine) -> bool:
-    """True when the database is at the newest migration."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    """True when the database is at the newest migration (``SCHEMA_HEAD``)."""
     with _translated_connect_errors(engine), engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision() == head
+        if not engine.dialect.has_table(connection, "alembic_version"):
+            return False
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_HEAD
+
+
+def alembic_head() -> str | None:
+    """The newest revision among the migrations, as Alembic reads it."""
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def ensure_schema(engine: Engine) -> None:

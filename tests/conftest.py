@@ -23,6 +23,7 @@ from redis import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from cli.demo import seed_books
 from models import Base
 from models.database import Database, make_engine, normalize_url, upgrade
 from models.history import run_record
@@ -30,7 +31,6 @@ from reconciliation.errors import ReconError
 from reconciliation.plan import RunStatus
 from workers.books import BooksClient
 from workers.celery import create_app
-from workers.demo import seed_books
 from workers.fleet import AccountConfig, load_fleet
 from workers.pipeline import run_reconciliation, utc_now
 from workers.results import RunResult
@@ -40,7 +40,7 @@ from workers.settings import Settings
 
 DEFAULT_TEST_URL = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = os.environ.get("RECON_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-EXAMPLES = Path(__file__).resolve().parent.parent / "workers" / "examples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "cli" / "examples"
 
 
 def postgres_base_url() -> str:

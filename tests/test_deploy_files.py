@@ -417,8 +417,8 @@ def test_dockerignore_keeps_secrets_and_local_state_out_and_the_source_in() -> N
         "README.md",
         "alembic.ini",
         "alembic/env.py",
-        "workers/cli.py",
-        "workers/examples/fleet.toml",
+        "cli/app.py",
+        "cli/examples/fleet.toml",
         "tasks/__init__.py",
         "models/__init__.py",
     ):

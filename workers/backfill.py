@@ -13,11 +13,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
-
-from rich.console import Group, RenderableType
-from rich.table import Table
-from rich.text import Text
 
 from models import backfill as books_backfill
 from models.accounts import find_account
@@ -26,7 +21,7 @@ from models.run_records import begin_run, fail_run
 from reconciliation.backfill import EstimatedTrade, match_exits
 from reconciliation.errors import ReconError
 from reconciliation.plan import RunStatus
-from reconciliation.values import Fill, plain
+from reconciliation.values import Fill
 from venues.base import Venue
 from workers.connect import open_venue
 from workers.fleet import AccountConfig
@@ -118,57 +113,3 @@ def _replace_estimates(
         backfilled=len(applied.backfilled),
         not_found=tuple(NotFound(trade, why) for trade, why in applied.not_found),
     )
-
-
-def result_json(result: BackfillResult) -> dict[str, Any]:
-    """The outcome of a backfill as JSON (amounts as strings, times ISO 8601 UTC with a Z), for the CLI."""
-    return {
-        "run_id": result.run_id,
-        "status": result.status,
-        "dry_run": result.dry_run,
-        "error": result.error,
-        "estimated_exits": result.candidates,
-        "backfilled": result.backfilled,
-        "not_found": [
-            {
-                "category": n.trade.key.category,
-                "symbol": n.trade.key.symbol,
-                "leg": n.trade.key.leg,
-                "side": n.trade.side.value,
-                "quantity": plain(n.trade.quantity),
-                "estimated_exit_price": plain(n.trade.exit_price),
-                "estimated_exit_time": n.trade.exit_time.isoformat().replace("+00:00", "Z"),
-                "why": n.why,
-            }
-            for n in result.not_found
-        ],
-    }
-
-
-def result_view(result: BackfillResult) -> RenderableType:
-    """The outcome of a backfill for people: counts, then the exits that stay estimated."""
-    document = result_json(result)
-    style = {"in_sync": "green", "resolved": "cyan", "warned": "yellow", "failed": "bold red"}
-    title = Text.assemble(
-        (f"backfill run {result.run_id}  ", "bold"),
-        (result.status, style.get(result.status, "")),
-        (" (dry run)" if result.dry_run else "", "magenta"),
-    )
-    parts: list[RenderableType] = [title]
-    if result.error:
-        parts.append(Text(f"  error: {result.error}", style="red"))
-        return Group(*parts)
-    verb = "would replace" if result.dry_run else "replaced"
-    parts.append(Text(f"  estimated exits {result.candidates}, {verb} with venue fills {result.backfilled}"))
-    if document["not_found"]:
-        table = Table("instrument", "side", "qty", "estimated exit", "at (UTC)", box=None, title="still estimated")
-        for n in document["not_found"]:
-            table.add_row(
-                f"{n['category']}:{n['symbol']}:{n['leg']}",
-                n["side"],
-                n["quantity"],
-                n["estimated_exit_price"],
-                n["estimated_exit_time"],
-            )
-        parts.append(table)
-    return Group(*parts)

@@ -246,6 +246,12 @@ class BooksClient:
         with self.database.reading() as session:
             return find_account(session, bot, account).halted
 
+    def set_halted(self, bot: str, account: str, halted: bool, reason: str | None) -> bool:
+        """Halt (with a reason) or resume an account by hand, with an alert; True when it already was so."""
+        bot, account = _names(bot, account)
+        with self.database.transaction() as session:
+            return history.set_halted(session, find_account(session, bot, account).id, halted, reason, self.clock())
+
     def breaks(self, bot: str, account: str) -> list[str]:
         """Subjects of the account's open breaks."""
         bot, account = _names(bot, account)

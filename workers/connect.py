@@ -7,11 +7,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from reconciliation.errors import FixConfiguration
-from venues.alpaca import AlpacaSettings, AlpacaVenue
 from venues.base import Venue
-from venues.bybit import BybitSettings, BybitVenue
 from venues.credentials import credentials_from
-from venues.sim import SimVenue
 from workers.fleet import AccountConfig, AlpacaAccountTable, BybitAccountTable
 
 
@@ -19,9 +16,14 @@ def open_venue(config: AccountConfig, environ: Mapping[str, str] | None = None) 
     """The venue ``config`` names, with credentials from the variables its table names."""
     environ = os.environ if environ is None else environ
     table = config.venue_table
+    # A venue's SDK is imported when a venue of its kind is opened: importing both costs most of a second.
     if config.venue == "sim" and config.state_file is not None:
+        from venues.sim import SimVenue  # noqa: PLC0415
+
         return SimVenue(config.state_file)
     if isinstance(table, BybitAccountTable):
+        from venues.bybit import BybitSettings, BybitVenue  # noqa: PLC0415
+
         return BybitVenue(
             BybitSettings(
                 credentials=credentials_from(environ, table.api_key_env, table.api_secret_env),
@@ -35,6 +37,8 @@ def open_venue(config: AccountConfig, environ: Mapping[str, str] | None = None) 
             )
         )
     if isinstance(table, AlpacaAccountTable):
+        from venues.alpaca import AlpacaSettings, AlpacaVenue  # noqa: PLC0415
+
         return AlpacaVenue(
             AlpacaSettings(
                 credentials=credentials_from(environ, table.api_key_env, table.api_secret_env),

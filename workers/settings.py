@@ -10,12 +10,12 @@ The time limits must nest, or long tasks are redelivered and run twice: soft lim
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from models.database import DEFAULT_URL
+from reconciliation.errors import FixConfiguration
 
 
 class Settings(BaseSettings):
@@ -23,7 +23,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RECON_", extra="ignore")
 
-    database_url: SecretStr = SecretStr(DEFAULT_URL)
+    database_url: SecretStr = SecretStr("sqlite:///recon.db")  # the embedded default
     fleet: str | None = None
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     task_soft_time_limit: int = 240
@@ -50,3 +50,14 @@ class Settings(BaseSettings):
         if self.visibility_timeout <= self.task_time_limit + self.retry_backoff_max:
             raise ValueError("RECON_VISIBILITY_TIMEOUT must exceed RECON_TASK_TIME_LIMIT + RECON_RETRY_BACKOFF_MAX")
         return self
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The settings from the environment, with ``overrides``; a bad value is ``FixConfiguration`` naming its
+    variable (``invalid setting RECON_LOCK_TTL: ...``)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = "_".join(str(part) for part in first["loc"]).upper()
+        raise FixConfiguration(f"invalid setting {'RECON_' + where if where else 'RECON_*'}: {first['msg']}") from None

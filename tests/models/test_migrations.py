@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
 from models import Base
-from models.database import downgrade, make_engine, schema_is_current, upgrade
+from models.database import SCHEMA_HEAD, alembic_head, downgrade, make_engine, schema_is_current, upgrade
 from tests.conftest import create_schema, drop_schema, postgres_base_url, schema_url
 
 
@@ -59,3 +59,7 @@ def test_downgrade_base_removes_every_table_and_upgrade_works_again(empty_engine
 def test_autogenerate_comparison_would_notice_a_missing_table(empty_engine: Engine) -> None:
     """Guards the test above: an empty database must differ from the models."""
     assert differences(empty_engine)
+
+
+def test_the_schema_head_every_process_checks_against_is_alembics_head() -> None:
+    assert alembic_head() == SCHEMA_HEAD

@@ -11,6 +11,7 @@ import pytest
 from fake_exchange import FakeExchange
 from sqlalchemy import select
 
+from cli.app import main
 from models import Trade, history
 from models.accounts import find_account
 from models.database import Database
@@ -18,7 +19,6 @@ from models.orders import live_orders
 from tests.conftest import reconcile
 from workers.backfill import backfill
 from workers.books import BooksClient
-from workers.cli import main
 from workers.fleet import load_fleet
 
 

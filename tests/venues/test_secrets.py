@@ -35,7 +35,7 @@ from venues.bybit import BybitSettings, BybitVenue
 from venues.credentials import Credentials, Secret, credentials_from
 from workers.connect import open_venue
 from workers.fleet import AccountConfig, load_fleet
-from workers.report import run_json
+from workers.reports import run_json
 
 BYBIT_KEY, BYBIT_SECRET = "BYBITKEY7f3a/9c0d+e", "BYBITSECRETe81d44b2"
 ALPACA_KEY, ALPACA_SECRET = "PKALPACA5b6e/1f93+x", "ALPACASECRET0c7d2a55"

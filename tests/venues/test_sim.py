@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-import workers
+import cli
 from reconciliation.errors import FixConfiguration, InvalidResponse
 from reconciliation.values import (
     Cash,
@@ -27,7 +27,7 @@ from reconciliation.values import (
 from venues.sim import SimVenue
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-EXAMPLE_VENUES = Path(workers.__file__).resolve().parent / "examples" / "venues"
+EXAMPLE_VENUES = Path(cli.__file__).resolve().parent / "examples" / "venues"
 
 LONG_BTC = {"symbol": "BTCUSDT", "side": "long", "qty": "1", "avg_price": "50000"}
 ORDER = {"order_id": "ord-1", "symbol": "BTCUSDT", "side": "buy", "qty": "1"}

@@ -16,6 +16,8 @@ import pytest
 from rich.console import Console
 from sqlalchemy import func, insert, select, update
 
+from cli import render
+from cli.render import backfill_view as result_view
 from models import Action, Fill, Lot, Run, Trade, history
 from models.accounts import find_account
 from models.backfill import apply_backfill, estimated_trades, known_fill_ids
@@ -29,10 +31,11 @@ from reconciliation.values import Fill as VenueFill
 from tests.conftest import Clock, reconcile
 from tests.conftest import SimState as Venue
 from venues.sim import SimVenue
-from workers import report
-from workers.backfill import BackfillResult, backfill, result_json, result_view
+from workers import reports
+from workers.backfill import BackfillResult, backfill
 from workers.books import BooksClient
 from workers.fleet import AccountConfig
+from workers.reports import backfill_json as result_json
 
 SYNC = Policy(minor=Strategy.SYNC_TO_BROKER, moderate=Strategy.SYNC_TO_BROKER, critical=Strategy.SYNC_TO_BROKER)
 ENTRY = "2026-11-01T00:00:00Z"
@@ -175,14 +178,14 @@ def test_the_run_reports_the_change_as_an_action_with_before_and_after(
         "exit_estimated": False,
     }
     assert "v1" in action.detail and "v2" in action.detail
-    document = report.run_json(run)
+    document = reports.run_json(run)
     assert (document["reason"], document["status"], document["summary"]) == (
         "backfill",
         "resolved",
         {"matched": 1, "discrepancies": 0, "actions": 1},
     )
     console = Console(file=io.StringIO(), width=200)
-    console.print(report.run_view(run))
+    console.print(render.run_view(run))
     assert "backfill_exit position:default:BTCUSDT:0" in console.file.getvalue()  # type: ignore[attr-defined]
 
 

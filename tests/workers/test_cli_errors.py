@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from workers.cli import main
+from cli.app import main
 
 RECON = Path(sys.executable).parent / "recon"
-EXAMPLES = Path(__file__).resolve().parents[2] / "workers" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "cli" / "examples"
 UNREACHABLE_POSTGRES = "postgresql://postgres:s3cret@127.0.0.1:1/x"
 UNREACHABLE_REDIS = "redis://:s3cret@127.0.0.1:1/0"
 POSTGRES = "{postgres}"  # replaced by the test Postgres schema's URL
@@ -366,7 +366,7 @@ def test_an_unexpected_error_is_exit_5_with_one_line_naming_the_type(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, sqlite_url: str
 ) -> None:
     monkeypatch.delenv("RECON_DEBUG", raising=False)
-    monkeypatch.setattr("workers.cli.history.list_runs", boom)
+    monkeypatch.setattr("models.history.list_runs", boom)
 
     code, _, err = run_main(capsys, "--db", sqlite_url, "runs")
 
@@ -380,7 +380,7 @@ def test_recon_debug_adds_the_traceback_after_the_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, sqlite_url: str
 ) -> None:
     monkeypatch.setenv("RECON_DEBUG", "1")
-    monkeypatch.setattr("workers.cli.history.list_runs", boom)
+    monkeypatch.setattr("models.history.list_runs", boom)
 
     code, _, err = run_main(capsys, "--db", sqlite_url, "runs")
 
@@ -396,7 +396,7 @@ def test_an_internal_error_message_is_shortened(
         raise ValueError("x" * 100_000)
 
     monkeypatch.delenv("RECON_DEBUG", raising=False)
-    monkeypatch.setattr("workers.cli.history.list_runs", huge)
+    monkeypatch.setattr("models.history.list_runs", huge)
 
     code, _, err = run_main(capsys, "--db", sqlite_url, "runs")
 

@@ -31,7 +31,7 @@ from workers.schedule import QUEUES
 from workers.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE_STATE = (ROOT / "workers" / "examples" / "venues" / "lxalgo_paper.json").read_text()
+EXAMPLE_STATE = (ROOT / "cli" / "examples" / "venues" / "lxalgo_paper.json").read_text()
 TIMEOUT = 60
 REPEATS = 3
 

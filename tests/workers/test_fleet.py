@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-import workers
+import cli
 from reconciliation.errors import FixConfiguration
 from reconciliation.findings import Kind, Thresholds
 from reconciliation.policy import Policy, Rules, Strategy
 from workers.fleet import AccountConfig, Fleet, load_fleet
 
-SHIPPED_FLEET = Path(workers.__file__).resolve().parent / "examples" / "fleet.toml"
+SHIPPED_FLEET = Path(cli.__file__).resolve().parent / "examples" / "fleet.toml"
 BOTS = ("lxalgo", "momentum", "shortseller")
 
 PAPER = """
@@ -41,7 +41,7 @@ def write_fleet(tmp_path: Path) -> WriteFleet:
 
 @pytest.fixture(scope="module")
 def shipped_fleet() -> Fleet:
-    """The example fleet shipped in workers/examples, loaded in place."""
+    """The example fleet shipped in cli/examples, loaded in place."""
     return load_fleet(SHIPPED_FLEET)
 
 

@@ -22,12 +22,12 @@ from redis import Redis
 from sqlalchemy import select
 
 import tasks.reconcile  # noqa: F401 - registers the tasks on the test app
+from cli.app import main
+from cli.demo import seed_books
 from models import Run
 from models.database import Database
 from workers.books import BooksClient
 from workers.celery import create_app
-from workers.cli import main
-from workers.demo import seed_books
 from workers.fleet import load_fleet
 from workers.schedule import QUEUES
 from workers.settings import Settings

@@ -20,11 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 import tasks.reconcile  # noqa: F401 - registers the tasks on the test app
+from cli.demo import seed_books
 from models import Run
 from models.database import Database
 from workers.books import BooksClient
 from workers.celery import create_app
-from workers.demo import seed_books
 from workers.fleet import load_fleet
 from workers.schedule import QUEUES, RECONCILE_TASK
 from workers.settings import Settings

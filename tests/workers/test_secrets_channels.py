@@ -254,7 +254,7 @@ def test_no_key_password_or_token_reaches_any_channel(
             )
             cli = [
                 subprocess.run(
-                    [sys.executable, "-m", "workers.cli", *args],
+                    [sys.executable, "-m", "cli", *args],
                     check=False,
                     env=env,
                     cwd=tmp_path,

@@ -70,7 +70,7 @@ def test_a_worker_killed_mid_run_is_redelivered_and_the_run_completes_once(
                         **{k.removeprefix("RECON_").lower(): int(v) for k, v in LIMITS.items()})  # fmt: skip
     app: Celery = create_app(settings)
     pipe = blocking_fleet.parent / "venues" / "lxalgo_paper.json"
-    content = (ROOT / "workers" / "examples" / "venues" / "lxalgo_paper.json").read_text()
+    content = (ROOT / "cli" / "examples" / "venues" / "lxalgo_paper.json").read_text()
     first = start_worker_process(blocking_fleet, postgres_url, "first")
     second: subprocess.Popen[bytes] | None = None
     try:
@@ -164,7 +164,7 @@ def test_a_run_whose_worker_died_is_failed_and_the_account_run_again_within_the_
     settings = Settings(database_url=postgres_url, fleet=str(blocking_fleet), redis_url=REDIS_URL,
                         **{k.removeprefix("RECON_").lower(): int(v) for k, v in RECOVERY_LIMITS.items()})  # fmt: skip
     pipe = blocking_fleet.parent / "venues" / "lxalgo_paper.json"
-    content = (ROOT / "workers" / "examples" / "venues" / "lxalgo_paper.json").read_text()
+    content = (ROOT / "cli" / "examples" / "venues" / "lxalgo_paper.json").read_text()
     worker = start_recovering_worker(blocking_fleet, postgres_url, "first")
     beat = start_beat(blocking_fleet, postgres_url, tmp_path / "beat-schedule")
     second: subprocess.Popen[bytes] | None = None

@@ -20,15 +20,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from cli import render
 from models import history
 from models.database import Database, open_database
 from reconciliation.errors import FixConfiguration
 from reconciliation.names import shown
-from workers import report
 from workers.books import BooksClient
 from workers.fleet import AccountConfig, load_fleet
-from workers.pipeline import run_reconciliation as reconcile
 from workers.results import RunResult
+from workers.service import Service
+from workers.settings import load_settings
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 MARKER = ".recon-demo"
@@ -116,6 +117,11 @@ def run_demo(console: Console, directory: Path, db_url: str | None, *, force: bo
     database = open_database(db_url or f"sqlite:///{workspace / 'recon.db'}")
     fleet = load_fleet(workspace / "fleet.toml")
     client = BooksClient(database)
+    service = Service(database, load_settings())  # the embedded default: no Redis, runs alone, follow-ups in-process
+
+    def reconcile(config: AccountConfig, reason: str) -> RunResult:
+        return service.reconcile(config, reason).results[-1]
+
     console.print(
         f"[bold]Example fleet[/]: {len(fleet.accounts)} accounts on simulated venues, database {database.url}"
     )
@@ -127,7 +133,7 @@ def run_demo(console: Console, directory: Path, db_url: str | None, *, force: bo
         running = progress.add_task("reconciling (start-up)", total=len(fleet.accounts))
         first = []
         for config in fleet.accounts:
-            first.append(reconcile(database, config, reason="startup"))
+            first.append(reconcile(config, "startup"))
             progress.advance(running)
     for result in first:
         _print_run(console, database, result)
@@ -135,11 +141,11 @@ def run_demo(console: Console, directory: Path, db_url: str | None, *, force: bo
         running = progress.add_task("reconciling again (schedule)", total=len(fleet.accounts))
         second = []
         for config in fleet.accounts:
-            second.append(reconcile(database, config, reason="schedule"))
+            second.append(reconcile(config, "schedule"))
             progress.advance(running)
     console.print(_outcomes(fleet.accounts, first, second))
     with database.reading() as session:
-        console.print(report.fleet_view(history.fleet_status(session)))
+        console.print(render.fleet_view(history.fleet_status(session)))
     _print_hints(console, workspace, db_url)
 
 
@@ -153,13 +159,13 @@ def _print_run(console: Console, database: Database, result: RunResult) -> None:
     with database.reading() as session:
         record = history.run_record(session, result.run_id)
     console.rule()
-    console.print(report.run_view(record))
+    console.print(render.run_view(record))
 
 
 def _outcomes(accounts: tuple[AccountConfig, ...], first: list[RunResult], second: list[RunResult]) -> Table:
     table = Table("account", "start-up run", "next run", title="the same venues, reconciled twice", box=None)
     for config, one, two in zip(accounts, first, second, strict=True):
-        table.add_row(config.label, report.status_text(one.status), report.status_text(two.status))
+        table.add_row(config.label, render.status_text(one.status), render.status_text(two.status))
     return table
 
 

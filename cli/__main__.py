@@ -1,0 +1,5 @@
+"""``python -m cli``: the ``recon`` command."""
+
+from cli.app import main
+
+main()

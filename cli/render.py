@@ -1,0 +1,230 @@
+"""Reports for people: runs, the fleet, the books and backfills as rich text and tables, JSON printed plainly.
+
+Every view is built from the JSON contract (``workers.reports``), so what people read and what scripts parse
+say the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from models.history import AccountStatus, RunLine, RunRecord
+from workers import reports
+
+if TYPE_CHECKING:
+    from workers.backfill import BackfillResult
+
+STATUS_STYLE = {
+    "in_sync": "green",
+    "resolved": "cyan",
+    "warned": "yellow",
+    "halted": "bold red",
+    "failed": "bold red",
+    "running": "dim",
+}
+
+
+def status_text(status: str | None) -> Text:
+    """A run status, coloured."""
+    return Text(status or "never run", style=STATUS_STYLE.get(status or "", "dim"))
+
+
+def run_view(record: RunRecord) -> RenderableType:
+    """A readable rendering of one run."""
+    report = reports.run_json(record)
+    title = Text.assemble(
+        (f"run {report['run_id']}  ", "bold"),
+        f"{report['bot']}/{report['account']} on {report['venue']}  ",
+        status_text(report["status"]),
+        (" (dry run)" if report["dry_run"] else "", "magenta"),
+        f"  {report['reason']}, {report['started_at']}",
+    )
+    parts: list[RenderableType] = [title]
+    if report["error"]:
+        parts.append(Text(f"  error: {report['error']}", style="red"))
+    summary = report["summary"]
+    parts.append(
+        Text(
+            f"  matched {summary['matched']}, discrepancies {summary['discrepancies']}, actions {summary['actions']}",
+            style="dim",
+        )
+    )
+    if report["discrepancies"]:
+        table = Table("instrument", "kind", "severity", "ledger", "venue", "diff %", "strategy", "outcome", box=None)
+        for d in report["discrepancies"]:
+            table.add_row(
+                instrument_name(d["category"], d["symbol"], d["leg"]),
+                d["kind"],
+                _severity(d["severity"]),
+                d["ledger_qty"],
+                d["venue_qty"],
+                _short_pct(d["diff_pct"]),
+                d["strategy"],
+                d["outcome"],
+            )
+        parts.append(table)
+    cash = report["cash"]
+    if cash:
+        expected = cash["expected"] if cash["expected"] is not None else "not set"
+        line = f"  cash {cash['currency']}: expected {expected}, venue {cash['venue']}"
+        if cash["diff_pct"] is not None:
+            line += f", diff {_short_pct(cash['diff_pct'])} % (tolerance {cash['tolerance_pct']} %)"
+        if cash["action"]:
+            line += f" -> {cash['strategy']}: {cash['action']}"
+        parts.append(Text(line, style="yellow" if cash["severity"] else ""))
+    if report["orders"]:
+        table = Table("order", "symbol", "kind", "books", "venue", "strategy", "outcome", box=None)
+        for o in report["orders"]:
+            table.add_row(
+                o["client_order_id"] or o["venue_order_id"],
+                o["symbol"],
+                o["kind"],
+                o["ledger_status"] or "-",
+                o["venue_status"] or "-",
+                o["strategy"],
+                o["outcome"],
+            )
+        parts.append(table)
+    if report["actions"]:
+        parts.append(Text("  actions:", style="bold"))
+        for a in report["actions"]:
+            mark = "" if a["applied"] else " (not applied)"
+            parts.append(Text(f"   - {a['kind']} {a['subject']}: {a['detail']}{mark}"))
+    return Group(*parts)
+
+
+def instrument_name(category: str, symbol: str, leg: int) -> str:
+    """``category:symbol``, with ``:leg`` only for hedge-mode legs."""
+    return f"{category}:{symbol}" + (f":{leg}" if leg else "")
+
+
+def _severity(severity: str) -> Text:
+    return Text(severity, style={"critical": "red", "moderate": "yellow"}.get(severity, ""))
+
+
+def _short_pct(pct: str | None) -> str:
+    return f"{Decimal(pct):.2f}" if pct is not None else "-"
+
+
+def runs_view(lines: list[RunLine]) -> RenderableType:
+    """A run listing as a table."""
+    table = Table("run", "bot", "account", "reason", "status", "discrepancies", "started (UTC)", box=None)
+    for line in lines:
+        status = status_text(line.status)
+        if line.dry_run:
+            status.append(" (dry)", style="magenta")
+        table.add_row(
+            str(line.run_id),
+            line.bot,
+            line.account,
+            line.reason,
+            status,
+            str(line.discrepancies),
+            reports.iso(line.started_at),
+        )
+    return table
+
+
+def fleet_view(accounts: list[AccountStatus]) -> RenderableType:
+    """Every account's state as a table."""
+    table = Table("bot", "account", "venue", "last run", "status", "open breaks", "halted", box=None)
+    for a in accounts:
+        halted = Text(f"HALTED: {a.halted_reason}", style="bold red") if a.halted else Text("no", style="green")
+        table.add_row(
+            a.bot,
+            a.account,
+            a.venue,
+            str(a.last_run_id or "-"),
+            status_text(a.last_status),
+            str(a.open_breaks),
+            halted,
+        )
+    return table
+
+
+def books_view(document: dict[str, Any]) -> RenderableType:
+    """The books as tables: positions with lots, completed trades, groups."""
+    parts: list[RenderableType] = []
+    positions = Table("instrument", "qty", "avg entry", "lots (remaining @ price, source)", box=None, title="positions")
+    for p in document["positions"]:
+        lots = ", ".join(f"{lot['remaining']} @ {lot['entry_price']} ({lot['source']})" for lot in p["lots"])
+        positions.add_row(instrument_name(p["category"], p["symbol"], p["leg"]), p["qty"], _money(p["avg_entry"]), lots)
+    parts.append(positions if document["positions"] else Text("no open positions", style="dim"))
+    if document["trades"]:
+        trades = Table(
+            "instrument",
+            "side",
+            "qty",
+            "entry",
+            "exit",
+            "net P&L",
+            "P&L %",
+            "status",
+            "reason",
+            box=None,
+            title="completed trades",
+        )
+        for t in document["trades"]:
+            exit_price = t["exit_price"] + (" (est.)" if t["exit_estimated"] else "")
+            trades.add_row(
+                f"{t['category']}:{t['symbol']}:{t['leg']}",
+                t["side"],
+                t["quantity"],
+                t["entry_price"],
+                exit_price,
+                _money(t["net_pnl"]),
+                _short_pct(t["pnl_pct"]),
+                t["status"],
+                t["exit_reason"] or "",
+            )
+        parts.append(trades)
+    if document["groups"]:
+        groups = Table("group", "status", "net entry credit", "exit reason", box=None, title="position groups")
+        for g in document["groups"]:
+            groups.add_row(g["name"], g["status"], _money(g["net_entry_credit"]), g["exit_reason"] or "")
+        parts.append(groups)
+    return Group(*parts)
+
+
+def _money(value: str | None) -> str:
+    return f"{Decimal(value):,.2f}" if value is not None else "-"
+
+
+def print_json(console: Console, document: Any) -> None:
+    """Print ``document`` as JSON without colour or wrapping, so scripts can parse it."""
+    console.file.write(json.dumps(document, indent=2) + "\n")
+
+
+def backfill_view(result: BackfillResult) -> RenderableType:
+    """The outcome of a backfill for people: counts, then the exits that stay estimated."""
+    document = reports.backfill_json(result)
+    style = {"in_sync": "green", "resolved": "cyan", "warned": "yellow", "failed": "bold red"}
+    title = Text.assemble(
+        (f"backfill run {result.run_id}  ", "bold"),
+        (result.status, style.get(result.status, "")),
+        (" (dry run)" if result.dry_run else "", "magenta"),
+    )
+    parts: list[RenderableType] = [title]
+    if result.error:
+        parts.append(Text(f"  error: {result.error}", style="red"))
+        return Group(*parts)
+    verb = "would replace" if result.dry_run else "replaced"
+    parts.append(Text(f"  estimated exits {result.candidates}, {verb} with venue fills {result.backfilled}"))
+    if document["not_found"]:
+        table = Table("instrument", "side", "qty", "estimated exit", "at (UTC)", box=None, title="still estimated")
+        for n in document["not_found"]:
+            table.add_row(
+                f"{n['category']}:{n['symbol']}:{n['leg']}",
+                n["side"],
+                n["quantity"],
+                n["estimated_exit_price"],
+                n["estimated_exit_time"],
+            )
+        parts.append(table)
+    return Group(*parts)

@@ -1,0 +1,225 @@
+"""What runs, the fleet, the books and backfills look like as JSON: the contract scripts and the API rely on.
+
+Quantities and money are decimal strings (negative = short); times are ISO 8601 UTC with a Z. Built from what
+``models`` stored (or a backfill's result), rendered by whoever shows them (``cli.render`` for people).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from models.books import PositionGroup, Trade
+from models.history import AccountStatus, RunLine, RunRecord
+from models.runs import Finding
+from reconciliation.values import Position, plain
+
+if TYPE_CHECKING:
+    from workers.backfill import BackfillResult
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, or None."""
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def amount(value: Decimal | None) -> str | None:
+    """A decimal as a plain string, or None."""
+    return plain(value) if value is not None else None
+
+
+# --- runs -----------------------------------------------------------------------------------------------------
+
+
+def run_json(record: RunRecord) -> dict[str, Any]:
+    """The report of one run, in the documented JSON shape."""
+    run = record.run
+    positions = [f for f in record.findings if f.subject.startswith("position:")]
+    orders = [f for f in record.findings if f.subject.startswith("order:")]
+    return {
+        "run_id": run.id,
+        "bot": record.bot,
+        "account": record.account,
+        "venue": record.venue,
+        "reason": run.reason,
+        "status": run.status,
+        "dry_run": run.dry_run,
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "error": run.error,
+        "summary": {"matched": run.matched, "discrepancies": len(record.findings), "actions": len(record.actions)},
+        "discrepancies": [_position_finding(f) for f in positions],
+        "cash": run.cash,
+        "orders": [_order_finding(f) for f in orders],
+        "actions": [
+            {
+                "kind": a.kind,
+                "subject": a.subject,
+                "applied": a.applied,
+                "before": a.before,
+                "after": a.after,
+                "detail": a.detail,
+            }
+            for a in record.actions
+        ],
+    }
+
+
+def _position_finding(finding: Finding) -> dict[str, Any]:
+    return {
+        "symbol": finding.symbol,
+        "category": finding.category,
+        "leg": finding.leg,
+        "kind": finding.kind,
+        "severity": finding.severity,
+        "ledger_qty": amount(finding.ledger_value),
+        "venue_qty": amount(finding.venue_value),
+        "diff_pct": amount(finding.diff_pct),
+        "strategy": finding.strategy,
+        "outcome": finding.outcome,
+        "action": finding.action,
+    }
+
+
+def _order_finding(finding: Finding) -> dict[str, Any]:
+    detail = finding.detail or {}
+    return {
+        "client_order_id": detail.get("client_order_id"),
+        "venue_order_id": detail.get("venue_order_id"),
+        "symbol": finding.symbol,
+        "category": finding.category,
+        "leg": finding.leg,
+        "side": detail.get("side"),
+        "qty": detail.get("qty"),
+        "kind": finding.kind,
+        "severity": finding.severity,
+        "ledger_status": detail.get("ledger_status"),
+        "venue_status": detail.get("venue_status"),
+        "strategy": finding.strategy,
+        "outcome": finding.outcome,
+        "action": finding.action,
+    }
+
+
+def runs_json(lines: list[RunLine]) -> list[dict[str, Any]]:
+    """A run listing as JSON."""
+    return [
+        {
+            "run_id": line.run_id,
+            "bot": line.bot,
+            "account": line.account,
+            "reason": line.reason,
+            "status": line.status,
+            "dry_run": line.dry_run,
+            "started_at": iso(line.started_at),
+            "finished_at": iso(line.finished_at),
+            "discrepancies": line.discrepancies,
+        }
+        for line in lines
+    ]
+
+
+def fleet_json(accounts: list[AccountStatus]) -> list[dict[str, Any]]:
+    """Every account's state as JSON."""
+    return [
+        {
+            "bot": a.bot,
+            "account": a.account,
+            "venue": a.venue,
+            "halted": a.halted,
+            "halted_reason": a.halted_reason,
+            "last_run_id": a.last_run_id,
+            "last_status": a.last_status,
+            "last_finished_at": iso(a.last_finished_at),
+            "open_breaks": a.open_breaks,
+        }
+        for a in accounts
+    ]
+
+
+def books_json(positions: list[Position], trades: list[Trade], groups: list[PositionGroup]) -> dict[str, Any]:
+    """Positions with their lots, completed trades with P&L, and position groups, as JSON."""
+    return {
+        "positions": [
+            {
+                "category": p.key.category,
+                "symbol": p.key.symbol,
+                "leg": p.key.leg,
+                "qty": plain(p.qty),
+                "avg_entry": amount(p.avg_entry),
+                "lots": [
+                    {
+                        "entry_fill_id": lot.entry_fill_id,
+                        "side": lot.side.value,
+                        "quantity": plain(lot.quantity),
+                        "remaining": plain(lot.remaining),
+                        "entry_price": plain(lot.entry_price),
+                        "entry_time": iso(lot.entry_time),
+                        "commission": plain(lot.commission),
+                        "source": lot.source.value,
+                        "group": lot.group,
+                    }
+                    for lot in p.lots
+                ],
+            }
+            for p in positions
+        ],
+        "trades": [
+            {
+                "category": t.category,
+                "symbol": t.symbol,
+                "leg": t.leg,
+                "side": t.side,
+                "quantity": plain(t.quantity),
+                "entry_price": plain(t.entry_price),
+                "exit_price": plain(t.exit_price),
+                "entry_time": iso(t.entry_time),
+                "exit_time": iso(t.exit_time),
+                "gross_pnl": plain(t.gross_pnl),
+                "fees": plain(t.fees),
+                "net_pnl": plain(t.net_pnl),
+                "pnl_pct": plain(t.pnl_pct),
+                "status": t.status,
+                "exit_reason": t.exit_reason,
+                "exit_estimated": t.exit_estimated,
+                "entry_fill_id": t.entry_fill_id,
+                "exit_fill_id": t.exit_fill_id,
+            }
+            for t in trades
+        ],
+        "groups": [
+            {
+                "name": g.name,
+                "status": g.status,
+                "net_entry_credit": plain(g.net_entry_credit),
+                "exit_reason": g.exit_reason,
+            }
+            for g in groups
+        ],
+    }
+
+
+def backfill_json(result: BackfillResult) -> dict[str, Any]:
+    """The outcome of a backfill as JSON (amounts as strings, times ISO 8601 UTC with a Z), for the CLI."""
+    return {
+        "run_id": result.run_id,
+        "status": result.status,
+        "dry_run": result.dry_run,
+        "error": result.error,
+        "estimated_exits": result.candidates,
+        "backfilled": result.backfilled,
+        "not_found": [
+            {
+                "category": n.trade.key.category,
+                "symbol": n.trade.key.symbol,
+                "leg": n.trade.key.leg,
+                "side": n.trade.side.value,
+                "quantity": plain(n.trade.quantity),
+                "estimated_exit_price": plain(n.trade.exit_price),
+                "estimated_exit_time": n.trade.exit_time.isoformat().replace("+00:00", "Z"),
+                "why": n.why,
+            }
+            for n in result.not_found
+        ],
+    }
