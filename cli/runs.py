@@ -104,17 +104,12 @@ def _in_process_run(
 
 def _service(options: Options, database: Database) -> Service:
     """The run service in this process: with Redis when ``RECON_REDIS_URL`` is set, else the embedded default."""
-    from cli.runtime import redis_errors  # noqa: PLC0415
-    from workers.runtime import redis_of  # noqa: PLC0415
+    from workers.runtime import checked_redis  # noqa: PLC0415
     from workers.service import Service  # noqa: PLC0415
     from workers.settings import load_settings  # noqa: PLC0415
 
     settings = options.settings()
-    redis = None
-    if "redis_url" in load_settings().model_fields_set:
-        with redis_errors(settings):
-            redis = redis_of(settings)
-            redis.ping()
+    redis = checked_redis(settings) if "redis_url" in load_settings().model_fields_set else None
     return Service(database, settings, redis)
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 from functools import cache
 
 from redis import Redis
+from redis.exceptions import RedisError
 
-from models.database import Database, open_database
+from models.database import Database, open_database, without_password
+from reconciliation.errors import CoordinationUnavailable, FixConfiguration
+from reconciliation.names import shown
 from workers.settings import Settings
 
 
@@ -30,6 +33,28 @@ def database_of(settings: Settings) -> Database:
 def redis_of(settings: Settings) -> Redis:
     """This process's Redis client for the URL the settings name."""
     return redis_for(settings.redis_url.get_secret_value())
+
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def checked_redis(settings: Settings) -> Redis:
+    """This process's Redis for the settings, checked to answer: a URL that is not Redis's is a configuration
+    error, one that does not answer ``CoordinationUnavailable`` (at once, not after Celery's 20 s of retries)."""
+    url = settings.redis_url.get_secret_value()
+    scheme, separator, _ = url.partition("://")
+    if not separator or scheme not in REDIS_SCHEMES:
+        raise FixConfiguration(f"RECON_REDIS_URL: not a Redis URL: {shown(without_password(url))}")
+    try:
+        redis = redis_for(url)
+    except ValueError:
+        raise FixConfiguration(f"RECON_REDIS_URL: not a Redis URL: {shown(without_password(url))}") from None
+    try:
+        redis.ping()
+    except RedisError as error:
+        where = without_password(url)
+        raise CoordinationUnavailable(f"Redis unavailable at {where}: {str(error).strip().splitlines()[0]}") from error
+    return redis
 
 
 def forget_connections() -> None:
