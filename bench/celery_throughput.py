@@ -50,8 +50,8 @@ of the machine; per measured task, with the machine's busy share. Linux only (em
 Then, in this process (``--in-process K``, one account): the pieces of the tasks' bodies called directly, K
 times each, with wall and CPU time and the SQL statements, commits and pool checkouts per call:
 ``load_fleet`` (which ``recon.reconcile`` does on every call), the sim fetch, ``workers.orchestrator.reconcile``
-in sync, ``workers.runner.run_exclusively`` (lock + reconcile + publish) in sync and with drift,
-``workers.follow_ups.follow_ups``, the bodies of ``recon.alerts`` and ``recon.backfill``. Compared with a
+in sync, ``workers.service.Service.reconcile`` (lock + run + publish, follow-ups not sent) in sync and with
+drift, ``workers.follow_ups.follow_ups_of``, the bodies of ``recon.alerts`` and ``recon.backfill``. Compared with a
 task's time in a worker (workers / idle rate) it splits the cost into the run itself and the rest (Celery,
 Redis, the follow-ups). ``--profile`` adds a cProfile of the in-process in-sync task bodies.
 
@@ -107,16 +107,16 @@ if str(ROOT) not in sys.path:  # run as `python bench/celery_throughput.py` from
 
 from models.database import Database, make_engine, normalize_url, upgrade  # noqa: E402
 from models.runs import Run  # noqa: E402
-from workers.alerts import alert_for_run  # noqa: E402
+from workers.alerts import deliver  # noqa: E402
 from workers.backfill import backfill  # noqa: E402
 from workers.books import BooksClient  # noqa: E402
 from workers.celery import create_app  # noqa: E402
 from workers.connect import open_venue  # noqa: E402
 from workers.fleet import AccountConfig, load_fleet  # noqa: E402
-from workers.follow_ups import follow_ups  # noqa: E402
-from workers.pipeline import reconcile  # noqa: E402
-from workers.runner import run_exclusively  # noqa: E402
+from workers.follow_ups import follow_ups_of  # noqa: E402
+from workers.pipeline import run_reconciliation as reconcile  # noqa: E402
 from workers.schedule import QUEUES, RECONCILE_TASK  # noqa: E402
+from workers.service import Service  # noqa: E402
 from workers.settings import Settings  # noqa: E402
 
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/test"
@@ -742,39 +742,39 @@ def in_process(bench: Bench, settings: Settings, redis: Redis, fleet_path: Path,
     count = max(drift_counts(len(bench.accounts), bench.args.positions, bench.args.drift_pct))
     rng, kinds = random.Random(7), cycle(DRIFT_KINDS)
     now = partial(datetime.now, UTC)
+    service = Service(database, settings, redis, dispatch=lambda *_: None)  # the follow-ups are measured apart
     for _ in range(repeat):
         out.time(
             f"load_fleet ({len(bench.accounts)} accounts; every task does it)", sql, partial(load_fleet, fleet_path)
         )
         out.time("open_venue + fetch_snapshot (sim file)", sql, lambda: open_venue(config).fetch_snapshot(now()))
-        out.time("reconcile, in sync", sql, partial(reconcile, database, config, reason="manual"))
-        exclusive = partial(run_exclusively, redis, database, config, settings, "manual")
-        result = out.time("run_exclusively, in sync (lock + reconcile + publish)", sql, exclusive).runs[-1]
-        out.time("  follow_ups (which follow-up tasks)", sql, partial(follow_ups, database, result, False))
-        alerts = partial(alert_for_run, database, settings, result.run_id, now())
-        out.time("  recon.alerts body (alert_for_run), in sync", sql, alerts)
+        out.time("run_reconciliation, in sync", sql, partial(reconcile, database, config, reason="manual"))
+        exclusive = partial(service.reconcile, config, "manual")
+        result = out.time("serve, in sync (lock + run + publish)", sql, exclusive).results[-1]
+        out.time("  follow_ups_of (which follow-up tasks)", sql, partial(follow_ups_of, result))
+        alerts = partial(deliver, database, settings, now(), result.run_id)
+        out.time("  recon.alerts body (deliver), in sync", sql, alerts)
     for _ in range(repeat):
         account.drift(count, kinds, rng)
-        exclusive = partial(run_exclusively, redis, database, config, settings, "manual")
-        result = out.time(f"run_exclusively, {count} instruments drifted", sql, exclusive).runs[-1]
+        exclusive = partial(service.reconcile, config, "manual")
+        result = out.time(f"serve, {count} instruments drifted", sql, exclusive).results[-1]
         if result.status != "resolved":
             raise WorkerTrouble(f"in-process drift run ended {result.status}: {result.error}")
-        alerts = partial(alert_for_run, database, settings, result.run_id, now())
-        out.time("  recon.alerts body (alert_for_run), drift", sql, alerts)
+        alerts = partial(deliver, database, settings, now(), result.run_id)
+        out.time("  recon.alerts body (deliver), drift", sql, alerts)
         out.time("  recon.backfill body (backfill), drift", sql, partial(backfill, database, config))
     if bench.args.profile:
         profiler = cProfile.Profile()
         profiler.enable()
         for _ in range(repeat):
             fleet = load_fleet(fleet_path)  # what recon.reconcile does on every call
-            outcome = run_exclusively(redis, database, fleet.account(account.bot, ACCOUNT), settings, "manual")
-            for _name in follow_ups(database, outcome.runs[-1], False):
+            outcome = service.reconcile(fleet.account(account.bot, ACCOUNT), "manual")
+            for _name in follow_ups_of(outcome.results[-1]):
                 pass
-            alert_for_run(database, settings, outcome.runs[-1].run_id, datetime.now(UTC))
         profiler.disable()
         buffer = io.StringIO()
         stats = pstats.Stats(profiler, stream=buffer).strip_dirs()
-        buffer.write(f"--- cProfile of {repeat} in-process in-sync task bodies (recon.reconcile + recon.alerts)\n")
+        buffer.write(f"--- cProfile of {repeat} in-process in-sync task bodies (recon.reconcile)\n")
         stats.sort_stats("cumulative").print_stats(35)
         out.profile = buffer.getvalue()
     return out

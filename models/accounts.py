@@ -6,14 +6,30 @@ transactions begin IMMEDIATE), so fills, reconciliation and bots never interleav
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from models import books as tables
 from models.database import insert_ignoring_duplicates
 from reconciliation.errors import FixConfiguration
+from reconciliation.values import Cash
+
+ACCOUNTS = cast(Table, tables.Account.__table__)
+EXPECTED_CASH = cast(Table, tables.ExpectedCash.__table__)
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """An account as a run sees it under the row lock: its id, fencing epoch and halt flag."""
+
+    id: int
+    epoch: int
+    halted: bool
+    halted_reason: str | None
 
 
 def get_or_create_account(session: Session, bot: str, account: str, now: datetime, venue: str = "") -> tables.Account:
@@ -53,3 +69,33 @@ def lock_account(session: Session, account_id: int) -> tables.Account:
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
+
+
+def lock_for_run(session: Session, account_id: int) -> tuple[AccountState, Cash | None]:
+    """Lock the account row for the rest of the transaction; its state and the cash the books expect, in one
+    statement (Core: a run does this every time, and the ORM's object loading costs more than the query)."""
+    row = session.execute(_LOCK_FOR_RUN, {"account_id": account_id}).one()
+    cash = Cash(row.currency, row.balance) if row.currency is not None else None
+    return AccountState(row.id, row.epoch, row.halted, row.halted_reason), cash
+
+
+_LOCK_FOR_RUN = (
+    select(
+        ACCOUNTS.c.id,
+        ACCOUNTS.c.epoch,
+        ACCOUNTS.c.halted,
+        ACCOUNTS.c.halted_reason,
+        EXPECTED_CASH.c.currency,
+        EXPECTED_CASH.c.balance,
+    )
+    .select_from(ACCOUNTS.outerjoin(EXPECTED_CASH, EXPECTED_CASH.c.account_id == ACCOUNTS.c.id))
+    .where(ACCOUNTS.c.id == bindparam("account_id"))
+    .with_for_update(of=ACCOUNTS)
+)
+
+
+def halt(session: Session, account_id: int, reason: str, now: datetime) -> None:
+    """Set the account's halt flag with its reason."""
+    session.execute(
+        update(ACCOUNTS).where(ACCOUNTS.c.id == account_id).values(halted=True, halted_reason=reason, halted_at=now)
+    )

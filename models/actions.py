@@ -15,6 +15,8 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from models import books as tables
+from models.accounts import AccountState
+from models.accounts import halt as halt_account
 from models.breaks import order_json
 from models.cash import set_expected_cash
 from models.fills import FillResult, write_fills
@@ -50,7 +52,7 @@ def position_json(position: Position) -> dict[str, Any]:
 class EffectWriter:
     """Carries out effects on one account's books and describes each as an action row (state before and after)."""
 
-    def __init__(self, session: Session, account: tables.Account, run_id: int, now: datetime, dry_run: bool) -> None:
+    def __init__(self, session: Session, account: AccountState, run_id: int, now: datetime, dry_run: bool) -> None:
         self.session = session
         self.account = account
         self.run_id = run_id
@@ -220,7 +222,7 @@ class EffectWriter:
     def halt(self, reason: str) -> dict[str, Any]:
         """Halt the account (with an alert) and describe it as an action."""
         before = {"halted": self.account.halted, "reason": self.account.halted_reason}
-        self.account.halted, self.account.halted_reason, self.account.halted_at = True, reason, self.now
+        halt_account(self.session, self.account.id, reason, self.now)
         self.session.add(
             Alert(
                 account_id=self.account.id,

@@ -15,20 +15,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.orm import Session
 
-from models import books as tables
+from models.accounts import AccountState, lock_for_run
 from models.actions import EffectWriter
 from models.breaks import BreakChanges, record_findings
 from models.database import Database
 from models.lots import OpenLots
 from models.orders import TO_SEND
-from models.reading import read_books
+from models.reading import last_fills, read_books
 from models.runs import Action, Run
 from reconciliation.effects import BookFill
 from reconciliation.errors import StaleRun
@@ -39,6 +39,7 @@ from reconciliation.values import Books, Position, plain
 
 ACTIONS = cast(Table, Action.__table__)
 RUNS = cast(Table, Run.__table__)
+_FINISH_RUN = update(RUNS).where(RUNS.c.id == bindparam("finished_run_id"))  # SET from the parameters given
 
 
 @dataclass(frozen=True)
@@ -60,16 +61,34 @@ class RunTransaction:
     def __init__(self, session: Session, account_id: int) -> None:
         self.session = session
         self.account_id = account_id
-        self._account: tables.Account | None = None
+        self._account: AccountState | None = None
         self._lots: OpenLots | None = None
 
-    def books(self, *, run_id: int, epoch: int, dry_run: bool, venue_fill_ids: Iterable[str] = ()) -> Books:
-        """Lock the account, check run ``run_id`` still owns it (a dry run owns nothing), read its books."""
-        self._account, cash = _lock(self.session, self.account_id)
+    def books(
+        self,
+        *,
+        run_id: int,
+        epoch: int,
+        dry_run: bool,
+        venue_fill_ids: Iterable[str] = (),
+        with_last_fills: bool = True,
+    ) -> Books:
+        """Lock the account, check run ``run_id`` still owns it (a dry run owns nothing), read its books.
+
+        Without ``with_last_fills`` the newest fill per instrument is left out: a plan that finds no difference
+        never looks at it, so an in-sync run spares the query; ``with_fill_history`` adds it when needed.
+        """
+        self._account, cash = lock_for_run(self.session, self.account_id)
         if not dry_run and self._account.epoch != epoch:
             raise StaleRun(f"run {run_id} lost the account to a newer run (epoch {epoch} < {self._account.epoch})")
-        books, self._lots = read_books(self.session, self._account, cash, venue_fill_ids)
+        books, self._lots = read_books(
+            self.session, self._account, cash, venue_fill_ids, with_last_fills=with_last_fills
+        )
         return books
+
+    def with_fill_history(self, books: Books) -> Books:
+        """``books`` with the newest fill recorded on each instrument (fills in flight, correction ids)."""
+        return replace(books, last_fills=last_fills(self.session, self.account_id))
 
     def write(
         self,
@@ -96,16 +115,10 @@ class RunTransaction:
                 [{**row, "run_id": run_id, "finding_id": finding_ids[row.pop("decision")]} for row in rows],
             )
         self.session.execute(
-            update(RUNS)
-            .where(RUNS.c.id == run_id)
-            .values(
-                status=plan.status.value,
-                finished_at=now,
-                matched=len(plan.matched),
-                cash=cash_json(plan),
-                snapshot_as_of=snapshot_as_of,
-            )
-        )
+            _FINISH_RUN,
+            {"finished_run_id": run_id, "status": plan.status.value, "finished_at": now, "matched": len(plan.matched),
+             "cash": cash_json(plan), "snapshot_as_of": snapshot_as_of},
+        )  # fmt: skip
         return WrittenRun(
             status=plan.status,
             positions=tuple(self._lots.position(key) for key in sorted(self._lots.by_key) if self._lots.by_key[key]),
@@ -113,7 +126,7 @@ class RunTransaction:
             breaks=breaks,
             alerts=breaks.alerts + (1 if halts else 0),
             orders_to_send=0 if dry_run else sum(1 for row in rows if (row["after"] or {}).get("state") == TO_SEND),
-            halted=self._account.halted,
+            halted=self._account.halted or halts,
         )
 
 
@@ -122,18 +135,6 @@ def run_transaction(database: Database, account_id: int) -> Iterator[RunTransact
     """One transaction for one run of ``account_id``; database errors become the project's errors."""
     with database.transaction() as session:
         yield RunTransaction(session, account_id)
-
-
-def _lock(session: Session, account_id: int) -> tuple[tables.Account, tables.ExpectedCash | None]:
-    """Lock the account row for the rest of the transaction; its current state and its expected cash."""
-    row = session.execute(
-        select(tables.Account, tables.ExpectedCash)
-        .outerjoin(tables.ExpectedCash, tables.ExpectedCash.account_id == tables.Account.id)
-        .where(tables.Account.id == account_id)
-        .with_for_update(of=tables.Account)
-        .execution_options(populate_existing=True)
-    ).one()
-    return row[0], row[1]
 
 
 def cash_json(plan: Plan) -> dict[str, Any] | None:

@@ -24,6 +24,9 @@ from reconciliation.values import Order, plain
 BREAKS = cast(Table, Break.__table__)
 FINDINGS = cast(Table, Finding.__table__)
 ALERTS = cast(Table, Alert.__table__)
+_OPEN_BREAKS = select(BREAKS.c.id, BREAKS.c.subject, BREAKS.c.kind, BREAKS.c.severity, BREAKS.c.occurrences).where(
+    BREAKS.c.account_id == bindparam("account_id"), BREAKS.c.resolved_at.is_(None)
+)
 
 
 @dataclass(frozen=True)
@@ -122,10 +125,7 @@ def _update_breaks(
     session: Session, account_id: int, run_id: int, decisions: Sequence[Decision], now: datetime
 ) -> tuple[dict[str, int], BreakChanges]:
     """Extend, open and resolve breaks for what this run saw, and record their transitions as alerts."""
-    open_breaks = {
-        b.subject: b
-        for b in session.scalars(select(Break).where(Break.account_id == account_id, Break.resolved_at.is_(None)))
-    }
+    open_breaks = {row.subject: row for row in session.execute(_OPEN_BREAKS, {"account_id": account_id})}
     seen = {d.finding.subject: d for d in decisions}
     resolved_now = {s for s, d in seen.items() if d.outcome is Resolution.RESOLVED}
     alerts: list[dict[str, Any]] = []

@@ -46,15 +46,20 @@ def without_password(url: str) -> str:
     return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", url)
 
 
-def make_engine(url: str, **options: Any) -> Engine:
-    """An engine for ``url``. SQLite transactions begin IMMEDIATE so concurrent writers queue, not fail."""
+def make_engine(url: str, *, pre_ping: bool = True, **options: Any) -> Engine:
+    """An engine for ``url``. SQLite transactions begin IMMEDIATE so concurrent writers queue, not fail.
+
+    ``pre_ping`` checks a pooled Postgres connection before each use (a round trip per checkout): right for a
+    bot or a person, who should not see one failure after a database restart; a worker, which retries a task on
+    ``DatabaseUnavailable``, goes without it.
+    """
     url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **options)
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, **options)
+    return create_engine(url, pool_pre_ping=pre_ping, **options)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, or_, select
+from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from models import books as tables
@@ -52,10 +52,11 @@ def load_open_lots(
     groups: Iterable[str] = (),
 ) -> OpenLots:
     """Open lots of the account, oldest first: all of them (one query), or those on ``keys`` and in ``groups``."""
-    condition: ColumnElement[bool] = and_(LOTS.c.account_id == account_id, LOTS.c.status == OPEN)
+    condition: ColumnElement[bool] = and_(LOTS.c.account_id == bindparam("account_id"), LOTS.c.status == OPEN)
     wanted_keys: set[InstrumentKey] | None = None
     wanted_groups: set[int] = set()
     group_ids: dict[str, int] = {}
+    query = _ALL_OPEN_LOTS
     if keys is not None:
         group_ids = load_group_ids(session, account_id)
         wanted_keys = set(keys)
@@ -67,12 +68,11 @@ def load_open_lots(
             condition,
             or_(LOTS.c.symbol.in_(sorted({k.symbol for k in wanted_keys})), LOTS.c.group_id.in_(sorted(wanted_groups))),
         )
+        query = _open_lots_where(condition)
     interned: dict[tuple[str, str, int], InstrumentKey] = {}
     by_key: dict[InstrumentKey, list[Lot]] = defaultdict(list)
     ids: dict[str, int] = {}
-    columns = (LOTS.c.id, *(LOTS.c[name] for name in _LOT_COLUMNS), GROUPS.c.name)
-    query = select(*columns).outerjoin(GROUPS, GROUPS.c.id == LOTS.c.group_id).where(condition)
-    for row in session.execute(query.order_by(LOTS.c.entry_time, LOTS.c.id)):
+    for row in session.execute(query, {"account_id": account_id}):
         lot_id, category, symbol, leg, side, quantity, remaining, price, time, fill_id, fee, source, group_id = row[:13]
         group = row[13]
         key = interned.setdefault((category, symbol, leg), InstrumentKey(category, symbol, leg))
@@ -92,6 +92,17 @@ _LOT_COLUMNS = (
     "commission", "source", "group_id",
 )  # fmt: skip
 _LOT_SIDES = {side.value: side for side in LotSide}
+
+
+def _open_lots_where(condition: ColumnElement[bool]) -> Select[Any]:
+    columns = (LOTS.c.id, *(LOTS.c[name] for name in _LOT_COLUMNS), GROUPS.c.name)
+    query = select(*columns).outerjoin(GROUPS, GROUPS.c.id == LOTS.c.group_id).where(condition)
+    return query.order_by(LOTS.c.entry_time, LOTS.c.id)
+
+
+# Built once: a run reads every open lot of its account each time, and building a statement costs more than
+# running it.
+_ALL_OPEN_LOTS = _open_lots_where(and_(LOTS.c.account_id == bindparam("account_id"), LOTS.c.status == OPEN))
 _SOURCES = {source.value: source for source in Source}
 
 

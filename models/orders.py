@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, func, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models import books as tables
@@ -18,6 +18,10 @@ from models.runs import Action, Run
 from reconciliation.effects import CancelOrder, PlaceOrder
 from reconciliation.errors import FixConfiguration
 from reconciliation.values import InstrumentKey, Order, OrderStatus, Side, Source
+
+ORDERS = cast(Table, tables.PendingOrder.__table__)
+LIVE_STATUSES = tuple(status.value for status in OrderStatus if status.is_live)
+_LIVE_ORDERS = select(ORDERS).where(ORDERS.c.account_id == bindparam("account_id"), ORDERS.c.status.in_(LIVE_STATUSES))
 
 
 def order_of(row: Any) -> Order:
@@ -90,15 +94,8 @@ def order_statuses(session: Session, account_id: int, names: Iterable[str]) -> d
 
 def live_orders(session: Session, account_id: int) -> tuple[Order, ...]:
     """The account's orders that can still fill, as the books know them."""
-    return tuple(
-        order_of(row)
-        for row in session.execute(
-            select(tables.PendingOrder.__table__).where(
-                tables.PendingOrder.account_id == account_id,
-                tables.PendingOrder.status.in_([s.value for s in OrderStatus if s.is_live]),
-            )
-        )
-    )
+    rows = session.execute(select(ORDERS).where(ORDERS.c.account_id == account_id, ORDERS.c.status.in_(LIVE_STATUSES)))
+    return tuple(order_of(row) for row in rows)
 
 
 def set_order_status(session: Session, account_id: int, order: Order, status: OrderStatus, now: datetime) -> None:

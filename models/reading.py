@@ -6,27 +6,37 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from models import books as tables
+from models.accounts import AccountState
 from models.lots import OpenLots, key_of, load_open_lots
 from models.orders import live_orders
 from reconciliation.values import Books, Cash, InstrumentKey, Position
 
+FILLS = cast(Table, tables.Fill.__table__)
+
 
 def read_books(
-    session: Session, account: tables.Account, cash: tables.ExpectedCash | None, venue_fill_ids: Iterable[str] = ()
+    session: Session,
+    account: AccountState,
+    cash: Cash | None,
+    venue_fill_ids: Iterable[str] = (),
+    *,
+    with_last_fills: bool = True,
 ) -> tuple[Books, OpenLots]:
-    """The books of ``account`` (its row, and its expected cash row, already read) as the engine sees them, with
-    the open lots as written back; three queries, a fourth when the venue reported fills."""
+    """The books of ``account`` (its state and expected cash already read) as the engine sees them, with the open
+    lots as written back: two queries, one more for the newest fill per instrument unless left out, one more
+    when the venue reported fills."""
     lots = load_open_lots(session, account.id)
     books = Books(
         lots=dict(lots.by_key),
-        last_fills=_last_fills(session, account.id),
+        last_fills=last_fills(session, account.id) if with_last_fills else {},
         pending_orders=live_orders(session, account.id),
-        expected_cash=Cash(cash.currency, cash.balance) if cash else None,
+        expected_cash=cash,
         known_fill_ids=_known_fill_ids(session, account.id, venue_fill_ids),
         halted=account.halted,
         halted_reason=account.halted_reason,
@@ -36,27 +46,29 @@ def read_books(
 
 def load_books(session: Session, account_id: int, venue_fill_ids: Iterable[str] = ()) -> tuple[Books, OpenLots]:
     """The account's books as the engine sees them, without locking the account (for reading, not deciding)."""
-    account = session.get_one(tables.Account, account_id)
-    return read_books(session, account, session.get(tables.ExpectedCash, account_id), venue_fill_ids)
+    row = session.get_one(tables.Account, account_id)
+    cash = session.get(tables.ExpectedCash, account_id)
+    state = AccountState(row.id, row.epoch, row.halted, row.halted_reason)
+    return read_books(session, state, Cash(cash.currency, cash.balance) if cash else None, venue_fill_ids)
 
 
-def _last_fills(session: Session, account_id: int) -> dict[InstrumentKey, tuple[str, datetime]]:
+def last_fills(session: Session, account_id: int) -> dict[InstrumentKey, tuple[str, datetime]]:
     """The newest fill recorded on each instrument: its id and time."""
     newest = (
         select(
-            tables.Fill.category,
-            tables.Fill.symbol,
-            tables.Fill.leg,
-            func.max(tables.Fill.id).label("last_id"),
-            func.max(tables.Fill.time).label("last_time"),
+            FILLS.c.category,
+            FILLS.c.symbol,
+            FILLS.c.leg,
+            func.max(FILLS.c.id).label("last_id"),
+            func.max(FILLS.c.time).label("last_time"),
         )
-        .where(tables.Fill.account_id == account_id)
-        .group_by(tables.Fill.category, tables.Fill.symbol, tables.Fill.leg)
+        .where(FILLS.c.account_id == account_id)
+        .group_by(FILLS.c.category, FILLS.c.symbol, FILLS.c.leg)
         .subquery()
     )
     rows = session.execute(
-        select(newest.c.category, newest.c.symbol, newest.c.leg, newest.c.last_time, tables.Fill.fill_id).join(
-            tables.Fill, tables.Fill.id == newest.c.last_id
+        select(newest.c.category, newest.c.symbol, newest.c.leg, newest.c.last_time, FILLS.c.fill_id).join(
+            FILLS, FILLS.c.id == newest.c.last_id
         )
     )
     return {key_of(row): (row.fill_id, row.last_time) for row in rows}
@@ -68,9 +80,7 @@ def _known_fill_ids(session: Session, account_id: int, venue_fill_ids: Iterable[
     if not wanted:
         return frozenset()
     return frozenset(
-        session.scalars(
-            select(tables.Fill.fill_id).where(tables.Fill.account_id == account_id, tables.Fill.fill_id.in_(wanted))
-        )
+        session.scalars(select(FILLS.c.fill_id).where(FILLS.c.account_id == account_id, FILLS.c.fill_id.in_(wanted)))
     )
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from models.accounts import get_or_create_account
@@ -16,6 +16,8 @@ from reconciliation.errors import FixConfiguration
 from reconciliation.plan import RUN_REASONS, RunStatus
 
 RUNS = cast(Table, Run.__table__)
+ACCOUNTS = cast(Table, Account.__table__)
+BOTS = cast(Table, Bot.__table__)
 INTERRUPTED = "interrupted: a newer run took the account"
 
 
@@ -44,50 +46,48 @@ def start_run(
         assert found is not None
     account_id, epoch, known_venue = found
     if venue and known_venue != venue:
-        session.execute(update(Account).where(Account.id == account_id).values(venue=venue))
+        session.execute(update(ACCOUNTS).where(ACCOUNTS.c.id == account_id).values(venue=venue))
     if not dry_run:
         _fail_older_runs(session, account_id, now)
-    run_id = session.execute(
-        RUNS.insert()
-        .values(
-            account_id=account_id,
-            reason=reason,
-            status=RunStatus.RUNNING.value,
-            dry_run=dry_run,
-            epoch=epoch,
-            started_at=now,
-            matched=0,
-        )
-        .returning(RUNS.c.id)
-    ).scalar_one()
+    values = {"account_id": account_id, "reason": reason, "status": RunStatus.RUNNING.value, "dry_run": dry_run,
+              "epoch": epoch, "started_at": now, "matched": 0}  # fmt: skip
+    run_id = session.execute(_INSERT_RUN, values).scalar_one()
     return RunStart(run_id=run_id, epoch=epoch, account_id=account_id)
 
 
 def _take_account(session: Session, bot: str, account: str, dry_run: bool) -> tuple[int, int, str] | None:
     """The account's id, fencing epoch (bumped unless dry) and venue, found by names; None when it does not exist."""
-    if dry_run:
-        row = session.execute(
-            select(Account.id, Account.epoch, Account.venue)
-            .join(Bot, Bot.id == Account.bot_id)
-            .where(Bot.name == bot, Account.name == account)
-        ).one_or_none()
-    else:
-        row = session.execute(
-            update(Account)
-            .where(Account.bot_id == Bot.id, Bot.name == bot, Account.name == account)
-            .values(epoch=Account.epoch + 1)
-            .returning(Account.id, Account.epoch, Account.venue)
-        ).one_or_none()
+    row = session.execute(_FIND_ACCOUNT if dry_run else _TAKE_ACCOUNT, {"bot": bot, "account": account}).one_or_none()
     return None if row is None else (row[0], row[1], row[2])
+
+
+# Built once: every run sends these, and building a statement costs more than running it.
+_FIND_ACCOUNT = (
+    select(ACCOUNTS.c.id, ACCOUNTS.c.epoch, ACCOUNTS.c.venue)
+    .join(BOTS, BOTS.c.id == ACCOUNTS.c.bot_id)
+    .where(BOTS.c.name == bindparam("bot"), ACCOUNTS.c.name == bindparam("account"))
+)
+_TAKE_ACCOUNT = (
+    update(ACCOUNTS)
+    .where(ACCOUNTS.c.bot_id == BOTS.c.id, BOTS.c.name == bindparam("bot"), ACCOUNTS.c.name == bindparam("account"))
+    .values(epoch=ACCOUNTS.c.epoch + 1)
+    .returning(ACCOUNTS.c.id, ACCOUNTS.c.epoch, ACCOUNTS.c.venue)
+)
+_FAIL_OLDER_RUNS = (
+    update(RUNS)
+    .where(
+        RUNS.c.account_id == bindparam("of_account"),
+        RUNS.c.status == RunStatus.RUNNING.value,
+        RUNS.c.dry_run.is_(False),
+    )
+    .values(status=RunStatus.FAILED.value, error=INTERRUPTED, finished_at=bindparam("interrupted_at"))
+)
+_INSERT_RUN = RUNS.insert().returning(RUNS.c.id)
 
 
 def _fail_older_runs(session: Session, account_id: int, now: datetime) -> None:
     """Older real runs still marked running can no longer write (their epoch is gone): say what became of them."""
-    session.execute(
-        update(Run)
-        .where(Run.account_id == account_id, Run.status == RunStatus.RUNNING.value, Run.dry_run.is_(False))
-        .values(status=RunStatus.FAILED.value, error=INTERRUPTED, finished_at=now)
-    )
+    session.execute(_FAIL_OLDER_RUNS, {"of_account": account_id, "interrupted_at": now})
 
 
 def begin_run(session: Session, account_id: int, reason: str, dry_run: bool, now: datetime) -> RunStart:

@@ -6,6 +6,7 @@ the column lengths below. An adapter or an input parser checks values against th
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 MAX_SYMBOL = 64
@@ -16,6 +17,7 @@ MAX_GROUP = 64
 AMOUNT_PLACES = 18
 INTEGER_DIGITS = 20
 AMOUNT_LIMIT = Decimal(10) ** INTEGER_DIGITS
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def amount_problem(value: Decimal) -> str | None:
@@ -30,6 +32,8 @@ def amount_problem(value: Decimal) -> str | None:
     assert isinstance(exponent, int)
     if value.adjusted() >= INTEGER_DIGITS:
         return "out of range (must be below 1e20 in size)"
+    if exponent >= -AMOUNT_PLACES:  # the usual case, decided without looking at the digits
+        return None
     trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
     if -(exponent + trailing_zeros) > AMOUNT_PLACES:
         return f"more than {AMOUNT_PLACES} decimal places"
@@ -42,6 +46,6 @@ def text_problem(value: str, limit: int) -> str | None:
         return "empty"
     if len(value) > limit:
         return f"longer than {limit} characters"
-    if any(ord(character) < 32 or ord(character) == 127 for character in value):
+    if _CONTROL.search(value):
         return "contains control characters"
     return None

@@ -148,6 +148,10 @@ class Plan:
                 result.append(effect)
         return tuple(result)
 
+    def venue_orders(self) -> tuple[PlaceOrder | CancelOrder, ...]:
+        """The orders and cancels this plan would send to the venue (``sync_to_local``), in plan order."""
+        return tuple(e for e in self.effects() if isinstance(e, PlaceOrder | CancelOrder))
+
     def book_fills(self) -> tuple[tuple[Fill, Source], ...]:
         """The fills this plan records, in order, with their source."""
         return tuple((e.fill, Source.RECONCILIATION) for e in self.effects() if isinstance(e, BookFill))

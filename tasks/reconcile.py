@@ -57,8 +57,9 @@ def _fresh_connections(**_: Any) -> None:
 
 
 @setup_logging.connect
-def _logging(**_: Any) -> None:
-    configure_logging(Settings())
+def _logging(loglevel: Any = logging.INFO, **_: Any) -> None:
+    # The worker's --loglevel decides: records below it are dropped before anything formats them.
+    configure_logging(Settings(), level=loglevel if isinstance(loglevel, int) else logging.INFO)
 
 
 class ReconTask(Task):  # type: ignore[misc]

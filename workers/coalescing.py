@@ -42,6 +42,13 @@ MAX_ROUNDS = 3
 TRIGGERS_TTL_SECONDS = 7 * 24 * 3600  # kept as long as triggers keep coming; requested and served expire together
 
 
+# Scripts, not pipelines: each is one round trip, and redis-py builds a whole pipeline object per pipeline.
+START_READING = "local seen = redis.call('HGET', KEYS[1], 'requested') redis.call('DEL', KEYS[2]) return seen"
+MARK_SERVED = (
+    "redis.call('HSET', KEYS[1], 'served', ARGV[1]) return redis.call('HMGET', KEYS[1], 'requested', 'reason')"
+)
+
+
 def account_key(bot: str, account: str) -> str:
     """The Redis key prefix of one account."""
     return f"recon:{bot}:{account}"
@@ -99,6 +106,8 @@ class AccountLock:
         self.key = account_key(config.bot, config.account)
         self.label = config.label
         self._lock = redis.lock(f"{self.key}:lock", timeout=settings.lock_ttl, blocking=False, thread_local=False)
+        self._start_reading = redis.register_script(START_READING)
+        self._mark_served = redis.register_script(MARK_SERVED)
 
     def acquire(self) -> bool:
         """Take the lock if it is free."""
@@ -131,16 +140,15 @@ class AccountLock:
     def start_reading(self) -> int:
         """Just before a run reads the venue: clear the pending key, return the ``requested`` it will serve."""
         with redis_errors():
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.hget(f"{self.key}:triggers", "requested")
-            pipe.delete(f"{self.key}:pending")
-            requested, _ = pipe.execute()
+            requested = self._start_reading(keys=[f"{self.key}:triggers", f"{self.key}:pending"])
         return int(requested or 0)
 
-    def mark_served(self, seen: int) -> None:
-        """A run that read the venue after ``seen`` triggers has committed: they are served."""
+    def mark_served(self, seen: int) -> tuple[int, str | None]:
+        """A run that read the venue after ``seen`` triggers has committed: they are served. Returns ``requested``
+        and the latest trigger's reason, as they are now (one round trip for both)."""
         with redis_errors():
-            self.redis.hset(f"{self.key}:triggers", "served", str(seen))
+            requested, reason = self._mark_served(keys=[f"{self.key}:triggers"], args=[seen])
+        return int(requested or 0), reason.decode() if isinstance(reason, bytes) else None
 
 
 def serve(
@@ -172,8 +180,7 @@ def serve(
                 results.append(run_once(reason))
                 if dry_run:
                     return Served(tuple(results))
-                lock.mark_served(seen)
-                requested, _, latest_reason = lock.counts()
+                requested, latest_reason = lock.mark_served(seen)
                 if requested <= seen or len(results) >= MAX_ROUNDS:
                     break
                 reason = latest_reason or "manual"

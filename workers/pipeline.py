@@ -23,7 +23,7 @@ from models.database import Database
 from models.orders import live_orders
 from models.run_records import RunStart, fail_run, start_run
 from reconciliation.errors import FixConfiguration, ReconError, RetryLater, StaleRun
-from reconciliation.orders import Guard, reference_prices, screen_orders
+from reconciliation.orders import Guard, ScreenedOrder, reference_prices, screen_orders
 from reconciliation.plan import RunStatus, plan
 from reconciliation.values import Order, Snapshot
 from venues.base import Venue, resolve_missing_orders
@@ -109,12 +109,22 @@ def _decide_and_write(
 ) -> WrittenRun:
     """Plan on the books as they are under the account's lock, screen the orders, write it all, in one transaction."""
     with run_transaction(database, start.account_id) as transaction:
+        venue_fill_ids = [f.fill_id for f in snapshot.fills]
         books = transaction.books(
-            run_id=start.run_id, epoch=start.epoch, dry_run=dry_run, venue_fill_ids=[f.fill_id for f in snapshot.fills]
+            run_id=start.run_id,
+            epoch=start.epoch,
+            dry_run=dry_run,
+            venue_fill_ids=venue_fill_ids,
+            with_last_fills=False,
         )
         intended = plan(books, snapshot, config.rules, now)
-        halted = books.halted or intended.halt_reason is not None
-        screened = screen_orders(intended, guard_of(config, halted=halted), reference_prices(snapshot, books))
+        if intended.decisions:  # only a difference needs the fill history (fills in flight, correction ids)
+            books = transaction.with_fill_history(books)
+            intended = plan(books, snapshot, config.rules, now)
+        screened: tuple[ScreenedOrder, ...] = ()
+        if intended.venue_orders():
+            halted = books.halted or intended.halt_reason is not None
+            screened = screen_orders(intended, guard_of(config, halted=halted), reference_prices(snapshot, books))
         return transaction.write(
             run_id=start.run_id,
             plan=intended,

@@ -15,8 +15,9 @@ from workers.settings import Settings
 
 @cache
 def database_for(url: str) -> Database:
-    """This process's database for ``url`` (schema checked once)."""
-    return open_database(url)
+    """This process's database for ``url`` (schema checked once). No pre-ping: a stale pooled connection after a
+    database restart fails one attempt of a task, which is retried, instead of a round trip on every checkout."""
+    return open_database(url, pre_ping=False)
 
 
 @cache
