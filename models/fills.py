@@ -179,7 +179,7 @@ def _persist(session: Session, account_id: int, changes: _Changes, lots: OpenLot
         rows = [
             _lot_row(account_id, lot, lots, _closing_columns(changes, fid)) for fid, lot in changes.new_lots.items()
         ]
-        inserted = session.execute(LOTS.insert().returning(tables.Lot.id, tables.Lot.entry_fill_id), rows)
+        inserted = session.execute(LOTS.insert().returning(LOTS.c.id, LOTS.c.entry_fill_id), rows)
         lots.ids.update({fid: lot_id for lot_id, fid in inserted})
     if changes.trades:
         session.execute(

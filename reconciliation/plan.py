@@ -32,6 +32,7 @@ from reconciliation.findings import (
     CashFinding,
     Kind,
     OrderDiscrepancy,
+    PositionComparison,
     PositionDiscrepancy,
     compare_cash,
     compare_orders,
@@ -166,22 +167,49 @@ def describe_subject(finding: Finding) -> str:
     return f"cash {finding.currency}"
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """Every difference between books and a snapshot, before anything is decided about them."""
+
+    positions: PositionComparison
+    cash: CashFinding | None
+    orders: tuple[OrderDiscrepancy, ...]
+
+    @property
+    def differs(self) -> bool:
+        """True when anything differs (cash within tolerance does not)."""
+        return bool(self.positions.discrepancies or self.orders or (self.cash is not None and self.cash.is_discrepancy))
+
+
 @exact
-def plan(books: Books, snapshot: Snapshot, rules: Rules, now: datetime) -> Plan:
-    """Compare ``books`` with ``snapshot`` and decide, per ``rules``, what to do about each difference."""
-    venue_positions = snapshot.positions_by_key()
-    comparison = compare_positions(
-        books.signed_quantities(), {key: p.qty for key, p in venue_positions.items()}, rules.thresholds
+def compare(books: Books, snapshot: Snapshot, rules: Rules) -> Comparison:
+    """Compare ``books`` with ``snapshot``: positions, cash and orders. Needs no fill history."""
+    venue = {key: p.qty for key, p in snapshot.positions_by_key().items()}
+    return Comparison(
+        positions=compare_positions(books.signed_quantities(), venue, rules.thresholds),
+        cash=compare_cash(books.expected_cash, snapshot.cash, rules.cash_tolerance_pct, rules.thresholds),
+        orders=compare_orders(books.pending_orders, snapshot.open_orders),
     )
+
+
+@exact
+def plan(books: Books, snapshot: Snapshot, rules: Rules, now: datetime, comparison: Comparison | None = None) -> Plan:
+    """Decide, per ``rules``, what to do about each difference between ``books`` and ``snapshot`` (compared here
+    unless ``comparison`` of the same books and snapshot is given)."""
+    comparison = comparison or compare(books, snapshot, rules)
     context = _Context(books, snapshot, rules, now)
-    decisions = [context.decide_position(d) for d in comparison.discrepancies]
-    cash = compare_cash(books.expected_cash, snapshot.cash, rules.cash_tolerance_pct, rules.thresholds)
-    if cash is not None and cash.is_discrepancy:
-        decisions.append(context.decide_cash(cash))
-    decisions.extend(context.decide_order(d) for d in compare_orders(books.pending_orders, snapshot.open_orders))
+    decisions = [context.decide_position(d) for d in comparison.positions.discrepancies]
+    if comparison.cash is not None and comparison.cash.is_discrepancy:
+        decisions.append(context.decide_cash(comparison.cash))
+    decisions.extend(context.decide_order(d) for d in comparison.orders)
     if books.halted:
         decisions = [_already_halted(d, books.halted_reason) for d in decisions]
-    return Plan(matched=comparison.matched, decisions=tuple(decisions), cash=cash, already_halted=books.halted)
+    return Plan(
+        matched=comparison.positions.matched,
+        decisions=tuple(decisions),
+        cash=comparison.cash,
+        already_halted=books.halted,
+    )
 
 
 def _already_halted(decision: Decision, reason: str | None) -> Decision:

@@ -24,7 +24,7 @@ from models.orders import live_orders
 from models.run_records import RunStart, fail_run, start_run
 from reconciliation.errors import FixConfiguration, ReconError, RetryLater, StaleRun
 from reconciliation.orders import Guard, ScreenedOrder, reference_prices, screen_orders
-from reconciliation.plan import RunStatus, plan
+from reconciliation.plan import RunStatus, compare, plan
 from reconciliation.values import Order, Snapshot
 from venues.base import Venue, resolve_missing_orders
 from workers.connect import open_venue
@@ -117,10 +117,10 @@ def _decide_and_write(
             venue_fill_ids=venue_fill_ids,
             with_last_fills=False,
         )
-        intended = plan(books, snapshot, config.rules, now)
-        if intended.decisions:  # only a difference needs the fill history (fills in flight, correction ids)
+        differences = compare(books, snapshot, config.rules)
+        if differences.differs:  # only a difference needs the fill history (fills in flight, correction ids)
             books = transaction.with_fill_history(books)
-            intended = plan(books, snapshot, config.rules, now)
+        intended = plan(books, snapshot, config.rules, now, differences)
         screened: tuple[ScreenedOrder, ...] = ()
         if intended.venue_orders():
             halted = books.halted or intended.halt_reason is not None
