@@ -32,7 +32,7 @@ from models.fills import write_fills  # noqa: E402
 from models.lots import load_open_lots  # noqa: E402
 from reconciliation.values import Fill, InstrumentKey, Side, Source  # noqa: E402
 from workers.fleet import load_fleet  # noqa: E402
-from workers.pipeline import reconcile  # noqa: E402
+from workers.pipeline import run_reconciliation as reconcile  # noqa: E402
 
 PAGE = 200
 
