@@ -195,11 +195,16 @@ def reconcile(database: Database, config: AccountConfig, **options: Any) -> RunR
     try:
         return run_reconciliation(database, config, **options)
     except ReconError as error:
-        if error.run_id is None:
-            raise
-        with database.reading() as session:
-            recorded = run_record(session, error.run_id).run.error
-        return RunResult(error.run_id, config.bot, config.account, RunStatus.FAILED, error=recorded)
+        return _recorded_failure(database, config, error)
+
+
+def _recorded_failure(database: Database, config: AccountConfig, error: ReconError) -> RunResult:
+    """The failed run a raised error was recorded as (the error itself when none was)."""
+    if error.run_id is None:
+        raise error
+    with database.reading() as session:
+        recorded = run_record(session, error.run_id).run.error
+    return RunResult(error.run_id, config.bot, config.account, RunStatus.FAILED, error=recorded)
 
 
 def serve_in_process(database: Database, config: AccountConfig, **options: Any) -> RunResult:
@@ -209,11 +214,7 @@ def serve_in_process(database: Database, config: AccountConfig, **options: Any) 
     try:
         return service.reconcile(config, options.pop("reason", "manual"), **options).results[-1]
     except ReconError as error:
-        if error.run_id is None:
-            raise
-        with database.reading() as session:
-            recorded = run_record(session, error.run_id).run.error
-        return RunResult(error.run_id, config.bot, config.account, RunStatus.FAILED, error=recorded)
+        return _recorded_failure(database, config, error)
 
 
 # --- a venue whose fetch blocks until the test lets it go ----------------------------------------------------------

@@ -12,6 +12,7 @@ says so, for the report's header.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,18 +20,20 @@ from dataclasses import dataclass, field
 from redis import Redis
 
 from models.database import Database
-from reconciliation.errors import FixConfiguration
+from reconciliation.errors import FixConfiguration, ReconError
 from venues.base import Venue
 from workers.alerts import deliver
 from workers.backfill import backfill
 from workers.coalescing import AccountBusy, AccountLock, Served, serve
 from workers.fleet import AccountConfig
-from workers.follow_ups import ALERTS_TASK, BACKFILL_TASK, SEND_ORDERS_TASK, follow_ups_of
+from workers.follow_ups import ALERTS_TASK, BACKFILL_TASK, SEND_ORDERS_TASK, follow_ups_of, record_failed_follow_up
 from workers.pipeline import Clock, run_reconciliation, utc_now
 from workers.publish import publish
 from workers.results import RunResult
 from workers.send_orders import send_planned_orders
 from workers.settings import Settings
+
+log = logging.getLogger(__name__)
 
 #: Sends one follow-up task (by name) of a run of an account.
 Dispatch = Callable[[str, RunResult, AccountConfig], None]
@@ -80,21 +83,32 @@ class Service:
                 if self.dispatch is not None:
                     self.dispatch(task, result, config)
                 else:
-                    self.follow_up_in_process(task, result.run_id, config)
+                    self._follow_up_here(task, result.run_id, config)
         return served
 
+    def _follow_up_here(self, task: str, run_id: int, config: AccountConfig) -> None:
+        """A follow-up in this process: its failure (a webhook down, the venue busy) does not undo the committed
+        run; it is recorded as a ``follow_up_failed`` alert, as on the workers, and logged."""
+        try:
+            self.follow_up_in_process(task, run_id, config)
+        except ReconError as error:
+            log.warning("%s for run %s failed: %s", task, run_id, error, extra={"run_id": run_id})
+            record_failed_follow_up(self.database, run_id, task, str(error)[:500], self.clock())
+
     def follow_up_in_process(self, task: str, run_id: int, config: AccountConfig) -> None:
-        """Carry out one follow-up of run ``run_id`` here and now, holding the account's lock when there is one."""
-        with self.holding(config):
-            if task == SEND_ORDERS_TASK:
+        """Carry out one follow-up of run ``run_id`` here and now; sending orders and backfilling hold the account's
+        lock when there is one (delivering alerts touches no books)."""
+        if task == SEND_ORDERS_TASK:
+            with self.holding(config):
                 send_planned_orders(self.database, config, run_id, now=self.clock(),
                                     max_age_seconds=self.settings.order_max_age_seconds)  # fmt: skip
-            elif task == ALERTS_TASK:
-                deliver(self.database, self.settings, self.clock(), run_id)
-            elif task == BACKFILL_TASK:
+        elif task == ALERTS_TASK:
+            deliver(self.database, self.settings, self.clock(), run_id)
+        elif task == BACKFILL_TASK:
+            with self.holding(config):
                 backfill(self.database, config, clock=self.clock)
-            else:
-                raise FixConfiguration(f"unknown follow-up {task!r}")
+        else:
+            raise FixConfiguration(f"unknown follow-up {task!r}")
 
     @contextmanager
     def holding(self, config: AccountConfig) -> Iterator[None]:

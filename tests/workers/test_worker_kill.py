@@ -34,11 +34,14 @@ LIMITS = {"RECON_TASK_SOFT_TIME_LIMIT": "4", "RECON_TASK_TIME_LIMIT": "5", "RECO
           "RECON_RETRY_BACKOFF_MAX": "2", "RECON_VISIBILITY_TIMEOUT": "8"}  # fmt: skip
 
 
-def start_worker_process(fleet: Path, database_url: str, name: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **LIMITS, "RECON_DATABASE_URL": database_url, "RECON_FLEET": str(fleet),
+def start_worker_process(
+    fleet: Path, database_url: str, name: str, limits: dict[str, str] = LIMITS, queues: str = "recon.sim"
+) -> subprocess.Popen[bytes]:
+    """A prefork worker with one pool process, in its own process group, for these settings and queues."""
+    env = {**os.environ, **limits, "RECON_DATABASE_URL": database_url, "RECON_FLEET": str(fleet),
            "RECON_REDIS_URL": REDIS_URL, "PYTHONPATH": str(ROOT)}  # fmt: skip
     command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=prefork", "--concurrency=1",
-               "--queues=recon.sim", "--without-gossip", "--without-mingle", "-n", f"{name}@%h",
+               f"--queues={queues}", "--without-gossip", "--without-mingle", "-n", f"{name}@%h",
                "--loglevel=WARNING"]  # fmt: skip
     return subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -114,13 +117,8 @@ def start_beat(fleet: Path, database_url: str, schedule: Path) -> subprocess.Pop
 
 
 def start_recovering_worker(fleet: Path, database_url: str, name: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **RECOVERY_LIMITS, "RECON_DATABASE_URL": database_url, "RECON_FLEET": str(fleet),
-           "RECON_REDIS_URL": REDIS_URL, "PYTHONPATH": str(ROOT)}  # fmt: skip
-    command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=prefork", "--concurrency=1",
-               "--queues=recon.sim,recon.default", "--without-gossip", "--without-mingle", "-n", f"{name}@%h",
-               "--loglevel=WARNING"]  # fmt: skip
-    return subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    """A worker as operators run it beside beat, which sends the recovery sweep to recon.default."""
+    return start_worker_process(fleet, database_url, name, RECOVERY_LIMITS, "recon.sim,recon.default")
 
 
 def children_of(pid: int) -> list[int]:
