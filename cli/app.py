@@ -2,7 +2,9 @@
 
 Exit codes: 0 in sync, 1 discrepancies found (handled per policy), 2 usage or configuration error, 3 the run
 failed or a dependency (database, Redis, venue) was unavailable (nothing changed), 4 the account was halted,
-5 internal error (a bug). Every error is one line on stderr, never a traceback (``RECON_DEBUG=1`` adds it).
+5 internal error (a bug), 6 no worker consumes the account's queue (``--queue``; nothing was sent), 7 the wait
+for the workers ran out (``--queue``; the request was withdrawn). Every error is one line on stderr, never a
+traceback (``RECON_DEBUG=1`` adds it).
 
 Start-up stays short: this module and the commands' modules import only Typer, Rich and the engine's
 vocabulary; the database, the settings, Celery and the venues' SDKs are imported by the commands that use them.
@@ -21,10 +23,21 @@ from typing import Annotated, NoReturn
 import typer
 
 from cli import books, runs, runtime, venue
-from cli.options import EXIT_FAILED, EXIT_INTERNAL, EXIT_USAGE, Options, console, hide_password, options_of
-from reconciliation.errors import FixConfiguration, ReconError
+from cli.options import (
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_NO_WORKER,
+    EXIT_USAGE,
+    EXIT_WAIT_EXPIRED,
+    Options,
+    console,
+    hide_password,
+    options_of,
+)
+from reconciliation.errors import FixConfiguration, NoWorker, ReconError, WaitExpired
 
 MAX_LINE = 500
+EXIT_INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
 MAX_INTERNAL = 200
 
 app = typer.Typer(
@@ -105,6 +118,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
         if _debugging() and not isinstance(error, typer.TyperException):
             traceback.print_exception(error, file=sys.stderr)
         _exit(exit_code)
+    if code == EXIT_INTERRUPTED:  # Typer turns ^C into this code, silently
+        complain("interrupted")
     _exit(code if isinstance(code, int) else 0)
 
 
@@ -117,13 +132,21 @@ def _exit(code: int) -> NoReturn:
 
 def explain(error: Exception) -> tuple[str, int]:
     """The message and exit code for an error that ended a command; anything unexpected is an internal error."""
-    if isinstance(error, typer.Abort):
-        return "aborted", EXIT_FAILED
+    if isinstance(error, typer.Abort):  # Click's for ^C (after a blank line closing the terminal's echo) or EOF
+        return (
+            ("interrupted", EXIT_INTERRUPTED)
+            if isinstance(error.__cause__, KeyboardInterrupt)
+            else ("aborted", EXIT_FAILED)
+        )
     if isinstance(error, typer.TyperException):
         usage = _first_line(error.format_message()) or "missing command"  # empty: the help was printed
         return f"{usage} (see `recon --help`)", EXIT_USAGE
     if isinstance(error, FixConfiguration):
         return str(error), EXIT_USAGE
+    if isinstance(error, NoWorker):
+        return str(error), EXIT_NO_WORKER
+    if isinstance(error, WaitExpired):
+        return str(error), EXIT_WAIT_EXPIRED
     if isinstance(error, ReconError):
         return str(error), EXIT_FAILED
     return (

@@ -63,7 +63,7 @@ def reconcile(
     """Reconcile one account now and print its report.
 
     Exit code: 0 in sync, 1 discrepancies found, 2 usage or configuration error, 3 run failed, 4 halted,
-    5 internal error.
+    5 internal error; with --queue also 6 no worker consumes the account's queue, 7 the wait ran out.
     """
     from cli.runtime import queued_run  # noqa: PLC0415 - Celery only for --queue
 

@@ -60,7 +60,21 @@ def trigger(
 
 
 def queued_run(options: Options, config: AccountConfig, reason: str, dry_run: bool, wait: float) -> tuple[int, str]:
-    """Send a run to the workers (on the account's queue) and wait for its last run: its id and status."""
-    from workers.triggers import run_on_workers  # noqa: PLC0415 - Celery only for --queue
+    """Send a run to the workers (on the account's queue) and wait for its last run: its id and status.
 
-    return run_on_workers(options.settings(), config, reason, dry_run, wait)
+    On a terminal, stderr shows what the wait is for and for how long; in a pipe nothing but the report is written.
+    """
+    from rich.console import Console  # noqa: PLC0415
+
+    from workers.triggers import Waiting, run_on_workers  # noqa: PLC0415 - Celery only for --queue
+
+    progress = Console(stderr=True, highlight=False)
+    if not progress.is_terminal:
+        return run_on_workers(options.settings(), config, reason, dry_run, wait)
+    with progress.status(f"{config.label}: asking the workers", spinner="line") as status:
+
+        def show(waiting: Waiting) -> None:
+            what = "waiting for a worker" if waiting.state == "queued" else "running on a worker"
+            status.update(f"{config.label}: {what} ({waiting.queue}): {waiting.elapsed:.0f} s of {wait:g} s")
+
+        return run_on_workers(options.settings(), config, reason, dry_run, wait, show)

@@ -5,7 +5,9 @@
     │   ├── VenueUnavailable        the venue did not answer, timed out or failed (5xx)
     │   ├── RateLimited             the venue asked us to wait; ``retry_after`` seconds when it said so
     │   ├── DatabaseUnavailable     the database could not be reached, or dropped the connection
-    │   └── CoordinationUnavailable Redis (locks, triggers, the bots' cache, the message broker) could not be reached
+    │   ├── CoordinationUnavailable Redis (locks, triggers, the bots' cache, the message broker) could not be reached
+    │   ├── NoWorker                no worker consumes the queue a request would go to: start one (nothing was sent)
+    │   └── WaitExpired             the workers did not finish a run in the time its caller waited (request withdrawn)
     ├── FixConfiguration            a person must change configuration or input before retrying
     │   └── AuthenticationFailed    credentials missing, wrong or revoked
     ├── RequestRejected             the venue refused this request; sent again unchanged it fails again
@@ -55,6 +57,14 @@ class DatabaseUnavailable(RetryLater):
 
 class CoordinationUnavailable(RetryLater):
     """Redis could not be reached: no lock, trigger, cache write or task message went through."""
+
+
+class NoWorker(RetryLater):
+    """No worker consumes the queue a request would be sent to; nothing was sent."""
+
+
+class WaitExpired(RetryLater):
+    """The caller stopped waiting for the workers; the request was withdrawn (a run already started finishes)."""
 
 
 class FixConfiguration(ReconError):

@@ -24,18 +24,23 @@ from reconciliation.names import check_name, shown
 from reconciliation.plan import RECONCILE_REASONS
 from workers.celery import create_app, fleet_of
 from workers.coalescing import account_key, redis_errors
-from workers.runtime import database_of, redis_of
-from workers.settings import Settings
+from workers.runtime import database_of, redis_client
+from workers.settings import Settings, load_settings
 from workers.triggers import trigger_run
 
 
 class BotClient:
-    """A bot's view of reconciliation, over Redis and the database."""
+    """A bot's view of reconciliation, over Redis and the database.
+
+    Every failure is a ``ReconError`` (``reconciliation.errors``): ``FixConfiguration`` for bad settings or
+    input, ``RetryLater`` (``CoordinationUnavailable``, ``DatabaseUnavailable``) when Redis, the broker or the
+    database does not answer. Nothing else escapes for a bot to parse.
+    """
 
     def __init__(self, settings: Settings | None = None, app: Celery | None = None) -> None:
-        self.settings = settings or Settings()
+        self.settings = settings or load_settings()
+        self.redis = redis_client(self.settings)
         self.app = app or create_app(self.settings)
-        self.redis = redis_of(self.settings)
 
     def request_reconciliation(self, bot: str, account: str, reason: str = "large_fill") -> bool:
         """Queue a run of the account unless one is already queued; True when this call queued it."""

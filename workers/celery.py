@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         result_backend_transport_options=transport,
         result_expires=settings.result_expires,
         result_extended=False,
+        task_track_started=True,  # `recon reconcile --queue` tells a queued run from a running one
         task_default_queue="recon.default",
         # Each queue has its own exchange and routing key: a message restored after a lost worker goes back to the
         # queue it came from (with the default key it went to recon.default, which a venue's workers may not serve).

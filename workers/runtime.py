@@ -39,17 +39,23 @@ def redis_of(settings: Settings) -> Redis:
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
-def checked_redis(settings: Settings) -> Redis:
-    """This process's Redis for the settings, checked to answer: a URL that is not Redis's is a configuration
-    error, one that does not answer ``CoordinationUnavailable`` (at once, not after Celery's 20 s of retries)."""
+def redis_client(settings: Settings) -> Redis:
+    """This process's Redis for the settings; a URL that is not Redis's is ``FixConfiguration``."""
     url = settings.redis_url.get_secret_value()
     scheme, separator, _ = url.partition("://")
     if not separator or scheme not in REDIS_SCHEMES:
         raise FixConfiguration(f"RECON_REDIS_URL: not a Redis URL: {shown(without_password(url))}")
     try:
-        redis = redis_for(url)
+        return redis_for(url)
     except ValueError:
         raise FixConfiguration(f"RECON_REDIS_URL: not a Redis URL: {shown(without_password(url))}") from None
+
+
+def checked_redis(settings: Settings) -> Redis:
+    """This process's Redis for the settings, checked to answer: a URL that is not Redis's is a configuration
+    error, one that does not answer ``CoordinationUnavailable`` (at once, not after Celery's 20 s of retries)."""
+    redis = redis_client(settings)
+    url = settings.redis_url.get_secret_value()
     try:
         redis.ping()
     except RedisError as error:
