@@ -104,13 +104,16 @@ def _in_process_run(
 
 def _service(options: Options, database: Database) -> Service:
     """The run service in this process: with Redis when ``RECON_REDIS_URL`` is set, else the embedded default."""
+    from workers.rechecks import recheck_sender  # noqa: PLC0415
     from workers.runtime import checked_redis  # noqa: PLC0415
     from workers.service import Service  # noqa: PLC0415
     from workers.settings import load_settings  # noqa: PLC0415
 
     settings = options.settings()
-    redis = checked_redis(settings) if "redis_url" in load_settings().model_fields_set else None
-    return Service(database, settings, redis)
+    if "redis_url" not in load_settings().model_fields_set:
+        return Service(database, settings)
+    redis = checked_redis(settings)
+    return Service(database, settings, redis, recheck=recheck_sender(redis, settings))
 
 
 def print_run(database: Database, run_id: int, as_json: bool, coordinated: bool | None = None) -> RunRecord:

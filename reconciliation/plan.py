@@ -68,17 +68,21 @@ class RunStatus(StrEnum):
 
 class RunReason(StrEnum):
     """Why a run happens: beat's schedule, a bot's start-up, a large fill, a person, a run whose worker was lost,
-    or a backfill of estimated exits."""
+    a finding deferred by the grace window looked at again when the window ends, or a backfill of estimated
+    exits."""
 
     SCHEDULE = "schedule"
     STARTUP = "startup"
     LARGE_FILL = "large_fill"
     MANUAL = "manual"
     RECOVERY = "recovery"
+    RECHECK = "recheck"
     BACKFILL = "backfill"
 
 
 #: The reasons a reconciliation (not a backfill) may be asked for.
+IN_FLIGHT = "deferred: fills in flight within the grace window"
+
 RECONCILE_REASONS = tuple(reason.value for reason in RunReason if reason is not RunReason.BACKFILL)
 RUN_REASONS = tuple(reason.value for reason in RunReason)
 
@@ -98,13 +102,18 @@ Finding = PositionDiscrepancy | CashFinding | OrderDiscrepancy
 
 @dataclass(frozen=True)
 class Decision:
-    """The strategy chosen for one finding, what becomes of it, and the effects that carry it out."""
+    """The strategy chosen for one finding, what becomes of it, and the effects that carry it out.
+
+    ``decidable_at``: for a deferred finding, the earliest moment a run could decide it (None: no known moment,
+    such as an order the venue still shows live).
+    """
 
     finding: Finding
     strategy: Strategy
     outcome: Resolution
     action: str
     effects: tuple[Effect, ...] = ()
+    decidable_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,12 @@ class Plan:
         if outcomes - {Resolution.RESOLVED}:
             return RunStatus.WARNED
         return RunStatus.RESOLVED
+
+    @property
+    def recheck_at(self) -> datetime | None:
+        """When a run should look again: the earliest moment a deferred finding becomes decidable, or None."""
+        moments = [d.decidable_at for d in self.decisions if d.outcome is Resolution.DEFERRED and d.decidable_at]
+        return min(moments, default=None)
 
     @property
     def halt_reason(self) -> str | None:
@@ -226,27 +241,40 @@ class _Context:
         self.books = books
         self.snapshot = snapshot
         self.rules = rules
-        self.cutoff = now - timedelta(seconds=rules.grace_seconds)
+        self.now = now
+        self.grace = timedelta(seconds=rules.grace_seconds)
+        self.cutoff = now - self.grace
         self.venue_positions = snapshot.positions_by_key()
         self.venue_fills: dict[InstrumentKey, list[Fill]] = {}
         for fill in snapshot.fills:
             self.venue_fills.setdefault(fill.key, []).append(fill)
         self.venue_marks = {p.key: p.mark_price for p in snapshot.positions if p.mark_price is not None}
 
-    def in_flight(self, key: InstrumentKey | None) -> bool:
-        """True when a fill on ``key`` (any instrument when None) is newer than the grace window."""
+    def grace_ends(self, key: InstrumentKey | None) -> datetime | None:
+        """When the grace window over the newest fill on ``key`` (any instrument when None) ends, if it has not:
+        a finding there waits for fills in flight until then. A fill dated in the future counts as now."""
         if key is None:
             book_times = [time for _, time in self.books.last_fills.values()]
         else:
             last = self.books.last_fills.get(key)
             book_times = [last[1]] if last else []
         venue_times = [f.time for f in (self.snapshot.fills if key is None else self.venue_fills.get(key, ()))]
-        return any(t > self.cutoff for t in (*book_times, *venue_times))
+        newest = max((*book_times, *venue_times), default=None)
+        if newest is None or newest <= self.cutoff:
+            return None
+        return min(newest, self.now) + self.grace
+
+    def waiting_for_fills(self, found: Finding, strategy: Strategy, key: InstrumentKey | None) -> Decision | None:
+        """The decision to wait, when fills on ``key`` are in flight; None when the finding can be decided now."""
+        ends = self.grace_ends(key)
+        if ends is None:
+            return None
+        return Decision(found, strategy, Resolution.DEFERRED, IN_FLIGHT, decidable_at=ends)
 
     def decide_position(self, found: PositionDiscrepancy) -> Decision:
         strategy = self.rules.policy.strategy_for(found.kind, found.severity)
-        if self.in_flight(found.key):
-            return Decision(found, strategy, Resolution.DEFERRED, "deferred: fills in flight within the grace window")
+        if waiting := self.waiting_for_fills(found, strategy, found.key):
+            return waiting
         if strategy is Strategy.SYNC_TO_BROKER:
             return self._sync_position_to_venue(found, strategy)
         if strategy is Strategy.SYNC_TO_LOCAL:
@@ -359,8 +387,8 @@ class _Context:
     def decide_cash(self, found: CashFinding) -> Decision:
         assert found.severity is not None
         strategy = self.rules.policy.strategy_for(found.kind, found.severity)
-        if self.in_flight(None):
-            return Decision(found, strategy, Resolution.DEFERRED, "deferred: fills in flight within the grace window")
+        if waiting := self.waiting_for_fills(found, strategy, None):
+            return waiting
         if strategy is Strategy.SYNC_TO_BROKER:
             cash = Cash(found.currency, found.venue)
             return Decision(
@@ -376,12 +404,13 @@ class _Context:
 
     def decide_order(self, found: OrderDiscrepancy) -> Decision:
         strategy = self.rules.policy.strategy_for(found.kind, found.severity)
-        if self.in_flight(found.order.key):
-            return Decision(found, strategy, Resolution.DEFERRED, "deferred: fills in flight within the grace window")
+        if waiting := self.waiting_for_fills(found, strategy, found.order.key):
+            return waiting
         lookup = self.snapshot.order_lookups.get(order_name(found.order))
         if found.kind is Kind.ORDER_MISSING_AT_VENUE:
             if lookup is None:  # every order pending when the venue was read was looked up: this one came later
-                return Decision(found, strategy, Resolution.DEFERRED, "deferred: recorded after the venue was read")
+                return Decision(found, strategy, Resolution.DEFERRED, "deferred: recorded after the venue was read",
+                                decidable_at=self.now)  # fmt: skip
             return self._settle_looked_up(found, strategy, lookup)
         if strategy is Strategy.SYNC_TO_BROKER:
             effect, action = self._sync_order_to_venue(found)

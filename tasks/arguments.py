@@ -35,11 +35,7 @@ class ReconcileRequest:
 
 def reconcile_request(bot: Any, account: Any, reason: Any, dry_run: Any, ticket: Any = None) -> ReconcileRequest:
     """The checked arguments of ``recon.reconcile``."""
-    try:
-        check_name(bot, "bot")
-        check_name(account, "account")
-    except FixConfiguration as error:
-        raise BadTaskArguments(f"recon.reconcile: {error}") from None
+    bot, account = account_arguments("recon.reconcile", bot, account)
     if not isinstance(reason, str) or reason not in RECONCILE_REASONS:
         raise BadTaskArguments(f"recon.reconcile: reason {shown(reason)} is not one of {', '.join(RECONCILE_REASONS)}")
     if not isinstance(dry_run, bool):
@@ -47,6 +43,14 @@ def reconcile_request(bot: Any, account: Any, reason: Any, dry_run: Any, ticket:
     if ticket is not None and (isinstance(ticket, bool) or not isinstance(ticket, int) or not 1 <= ticket < 2**63):
         raise BadTaskArguments(f"recon.reconcile: ticket must be a whole number from 1, got {shown(ticket)}")
     return ReconcileRequest(bot, account, reason, dry_run, ticket)
+
+
+def account_arguments(task: str, bot: Any, account: Any) -> tuple[str, str]:
+    """A bot and account name given to ``task``, checked against the naming rule."""
+    try:
+        return check_name(bot, "bot"), check_name(account, "account")
+    except FixConfiguration as error:
+        raise BadTaskArguments(f"{task}: {error}") from None
 
 
 def run_id_argument(task: str, value: Any) -> int:

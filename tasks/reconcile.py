@@ -2,6 +2,7 @@
 
     recon.reconcile(bot, account, reason="schedule", dry_run=False, *, ticket=None)
     recon.send_orders(run_id)   recon.alerts(run_id)   recon.backfill(run_id)   (a committed run's follow-ups)
+    recon.recheck(bot, account)                                               (when a deferred finding is decidable)
     recon.staleness()           recon.recover()                               (beat's sweeps)
 
 Arguments are checked before anything runs (``tasks.arguments``): a malformed call fails once with a short,
@@ -17,13 +18,20 @@ import inspect
 import logging
 import math
 import random
+from datetime import datetime
 from typing import Any
 
 from celery import Task, shared_task
 from celery.signals import setup_logging, worker_process_init
 
 from reconciliation.errors import FixConfiguration, RateLimited, RetryLater
-from tasks.arguments import BadTaskArguments, reconcile_request, run_id_argument, single_run_id
+from tasks.arguments import (
+    BadTaskArguments,
+    account_arguments,
+    reconcile_request,
+    run_id_argument,
+    single_run_id,
+)
 from workers.alerts import deliver, raise_staleness_alerts
 from workers.celery import fleet_of, settings_of
 from workers.coalescing import AccountBusy
@@ -38,6 +46,7 @@ from workers.follow_ups import (
 )
 from workers.logs import configure_logging
 from workers.pipeline import utc_now
+from workers.rechecks import RECHECK_TASK, recheck_due, schedule_recheck
 from workers.recovery import fail_lost_runs
 from workers.results import RunResult
 from workers.runtime import database_of, forget_connections, redis_of
@@ -80,11 +89,16 @@ class ReconTask(Task):  # type: ignore[misc]
 
     def service(self) -> Service:
         """The run service of this worker process: its database and Redis, follow-ups sent as tasks."""
-        return Service(database_of(self.settings), self.settings, redis_of(self.settings), self.send_follow_up)
+        return Service(database_of(self.settings), self.settings, redis_of(self.settings), self.send_follow_up,
+                       recheck=self.send_recheck)  # fmt: skip
 
     def send_follow_up(self, task: str, result: RunResult, config: AccountConfig) -> None:
         """Chain a committed run's follow-up, by name, with its run id only."""
         send_task(self.app, task, [result.run_id], queue_for(config))
+
+    def send_recheck(self, config: AccountConfig, at: datetime) -> None:
+        """Ask for one more run of the account at ``at``, when a finding it deferred becomes decidable."""
+        schedule_recheck(redis_of(self.settings), self.app, config, at, utc_now())
 
     def fleet(self) -> Fleet:
         """The fleet file the settings name; none is a configuration error."""
@@ -133,6 +147,17 @@ def reconcile_account(
         "deferred_to_holder": served.left_to_holder,
         "already_served": served.already_served,
     }
+
+
+@shared_task(name=RECHECK_TASK, bind=True, base=ReconTask)
+def recheck(self: ReconTask, bot: Any, account: Any) -> bool:
+    """A deferred finding of the account is decidable now: ask for a run (coalesced); True when one was queued."""
+    bot, account = account_arguments(RECHECK_TASK, bot, account)
+    config = self.fleet().account(bot, account)
+    try:
+        return recheck_due(redis_of(self.settings), self.app, config, self.settings, utc_now()).queued
+    except RetryLater as error:
+        raise self.retry_later(error) from error
 
 
 @shared_task(name="recon.noop")

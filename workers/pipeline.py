@@ -75,7 +75,7 @@ def run_reconciliation(
         fail_quietly(database, start.run_id, f"unexpected error: {type(error).__name__}: {error}", clock)
         raise
     try:
-        written = _decide_and_write(database, config, start, snapshot, dry_run, clock())
+        written, recheck_at = _decide_and_write(database, config, start, snapshot, dry_run, clock())
     except StaleRun as error:
         return _failed(database, config, start, str(error), clock, context, error, dry_run)
     except BaseException as error:
@@ -95,6 +95,7 @@ def run_reconciliation(
         alerts=written.alerts,
         orders_to_send=written.orders_to_send,
         halted=written.halted,
+        recheck_at=recheck_at,
     )
 
 
@@ -106,8 +107,9 @@ def _read_venue(config: AccountConfig, venue: Venue | None, now: datetime, pendi
 
 def _decide_and_write(
     database: Database, config: AccountConfig, start: RunStart, snapshot: Snapshot, dry_run: bool, now: datetime
-) -> WrittenRun:
-    """Plan on the books as they are under the account's lock, screen the orders, write it all, in one transaction."""
+) -> tuple[WrittenRun, datetime | None]:
+    """Plan on the books as they are under the account's lock, screen the orders, write it all, in one transaction;
+    what was written, and when a deferred finding becomes decidable."""
     with run_transaction(database, start.account_id) as transaction:
         venue_fill_ids = [f.fill_id for f in snapshot.fills]
         books = transaction.books(
@@ -125,7 +127,7 @@ def _decide_and_write(
         if intended.venue_orders():
             halted = books.halted or intended.halt_reason is not None
             screened = screen_orders(intended, guard_of(config, halted=halted), reference_prices(snapshot, books))
-        return transaction.write(
+        written = transaction.write(
             run_id=start.run_id,
             plan=intended,
             screened=screened,
@@ -133,6 +135,7 @@ def _decide_and_write(
             dry_run=dry_run,
             snapshot_as_of=snapshot.as_of,
         )
+    return written, intended.recheck_at
 
 
 def _failed(

@@ -7,6 +7,7 @@ estimated exit prices, which breaks it opened, escalated or resolved, how many a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from models.breaks import BreakChanges
 from reconciliation.plan import RunStatus
@@ -15,7 +16,8 @@ from reconciliation.values import Position
 
 @dataclass(frozen=True)
 class RunResult:
-    """How one run ended. ``positions`` are the account's positions after it (empty when it failed)."""
+    """How one run ended. ``positions`` are the account's positions after it (empty when it failed);
+    ``recheck_at`` is when a finding it deferred becomes decidable (a run is asked for then)."""
 
     run_id: int
     bot: str
@@ -29,6 +31,7 @@ class RunResult:
     alerts: int = 0
     orders_to_send: int = 0
     halted: bool = False
+    recheck_at: datetime | None = None
 
     @property
     def failed(self) -> bool:

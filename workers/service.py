@@ -2,7 +2,8 @@
 
     request -> the account's lock and coalescing (``workers.coalescing``) -> the run (``workers.pipeline``)
     -> publish the result to the bots' cache and the event stream (``workers.publish``)
-    -> after the lock is released, the follow-ups the result calls for (``workers.follow_ups``)
+    -> after the lock is released, the follow-ups the result calls for (``workers.follow_ups``), and a recheck
+       when the run deferred a finding (``workers.rechecks``)
 
 On the workers the follow-ups are tasks sent by name; in-process they are the same functions called in turn,
 each holding the account's lock. Without Redis (the embedded default: SQLite, nothing running) there is no
@@ -16,6 +17,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from redis import Redis
 
@@ -37,18 +39,21 @@ log = logging.getLogger(__name__)
 
 #: Sends one follow-up task (by name) of a run of an account.
 Dispatch = Callable[[str, RunResult, AccountConfig], None]
+#: Asks for one more run of an account at a moment (``workers.rechecks``).
+Recheck = Callable[[AccountConfig, datetime], None]
 
 
 @dataclass
 class Service:
     """What serving a run needs: the database, the settings, Redis (None: the embedded default), how follow-ups
-    are carried out, and the clock."""
+    are carried out, how a deferred finding is looked at again (None: at the next scheduled run), and the clock."""
 
     database: Database
     settings: Settings
     redis: Redis | None = None
     dispatch: Dispatch | None = None
     clock: Clock = field(default=utc_now)
+    recheck: Recheck | None = None
 
     @property
     def coordinated(self) -> bool:
@@ -84,7 +89,20 @@ class Service:
                     self.dispatch(task, result, config)
                 else:
                     self._follow_up_here(task, result.run_id, config)
+        if served.results:
+            self._recheck_deferred(config, served.results[-1])
         return served
+
+    def _recheck_deferred(self, config: AccountConfig, last: RunResult) -> None:
+        """Ask for a run when the last run's deferred findings become decidable. Failing to ask only costs time
+        (the next scheduled run looks again), so it is logged, not raised."""
+        if self.recheck is None or last.recheck_at is None or last.dry_run or last.failed:
+            return
+        try:
+            self.recheck(config, last.recheck_at)
+        except ReconError as error:
+            log.warning("could not ask for a recheck of %s: %s", config.label, error,
+                        extra={"bot": config.bot, "account": config.account, "run_id": last.run_id})  # fmt: skip
 
     def _follow_up_here(self, task: str, run_id: int, config: AccountConfig) -> None:
         """A follow-up in this process: its failure (a webhook down, the venue busy) does not undo the committed

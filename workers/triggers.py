@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from celery import Celery
@@ -33,10 +34,13 @@ def trigger_run(redis: Redis, app: Celery, config: AccountConfig, reason: str, s
     return trigger
 
 
-def send_task(app: Celery, name: str, args: list[object], queue: str, **kwargs: object) -> None:
-    """Send a task by name; a broker that cannot take it is ``CoordinationUnavailable``."""
+def send_task(
+    app: Celery, name: str, args: list[object], queue: str, *, eta: datetime | None = None, **kwargs: object
+) -> None:
+    """Send a task by name (to run no sooner than ``eta`` when given); a broker that cannot take it is
+    ``CoordinationUnavailable``."""
     try:
-        app.send_task(name, args=args, kwargs=kwargs, queue=queue)
+        app.send_task(name, args=args, kwargs=kwargs, queue=queue, eta=eta)
     except BrokerError as error:
         raise CoordinationUnavailable(f"the message broker is unavailable: {error}") from error
 

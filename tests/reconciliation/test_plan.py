@@ -398,6 +398,35 @@ def test_a_cash_gap_is_deferred_while_any_fill_is_in_flight() -> None:
     assert (decision.finding.kind, decision.outcome, decision.effects) == (Kind.CASH_MISMATCH, Resolution.DEFERRED, ())
 
 
+def test_a_recheck_is_asked_for_when_the_first_deferred_finding_can_be_decided() -> None:
+    """Each finding waits for the grace window over the newest fill on its instrument, books' or venue's."""
+    books = books_from(buy("b1", "1", "50000", minutes=5), buy("e1", "1", "3000", key=ETH, minutes=4.9))
+    venue = snapshot(held("2", "3000", key=ETH), minutes=5, fills=[buy("v1", "1", "50000", minutes=5.1)])
+
+    result = plan(books, venue, GRACE_30S, seconds_after(5, 10))
+
+    assert [(d.finding.key, d.outcome) for d in result.decisions] == [  # type: ignore[union-attr]
+        (BTC, Resolution.DEFERRED), (ETH, Resolution.DEFERRED)
+    ]  # fmt: skip
+    assert [d.decidable_at for d in result.decisions] == [seconds_after(5.1, 30), seconds_after(4.9, 30)]
+    assert result.recheck_at == seconds_after(4.9, 30)
+
+
+def test_a_fill_dated_in_the_future_defers_for_one_grace_window_from_now_not_until_then() -> None:
+    books = books_from(buy("b1", "1", "50000", minutes=60 * 24 * 365))
+
+    result = plan(books, snapshot(minutes=5), GRACE_30S, at(5))
+
+    assert only_decision(result).outcome is Resolution.DEFERRED
+    assert result.recheck_at == seconds_after(5, 30)
+
+
+def test_a_run_that_defers_nothing_asks_for_no_recheck() -> None:
+    assert (
+        plan(books_from(buy("b1", "1", "50000", minutes=5)), snapshot(minutes=5), GRACE_30S, LATER).recheck_at is None
+    )
+
+
 # --- warn, halt and the run's status ------------------------------------------------------------------------------
 
 
@@ -565,6 +594,16 @@ def test_sync_to_local_does_not_resend_a_pending_order_missing_at_the_venue() ->
     assert (decision.outcome, decision.effects) == (Resolution.WARNED, ())
 
 
+def test_an_order_the_venue_still_holds_live_is_deferred_without_a_moment_to_look_again() -> None:
+    live = order("c1", "v1", status=OrderStatus.OPEN)
+    venue = replace(snapshot(), order_lookups={"c1": OrderLookup(live)})
+
+    result = plan(books_from(pending_orders=[order("c1", "v1")]), venue, SYNC_ALL, LATER)
+
+    assert only_decision(result).outcome is Resolution.DEFERRED
+    assert result.recheck_at is None, "nothing says when the venue will finish with it: the next interval looks"
+
+
 # --- orders and cash under sync_to_broker -----------------------------------------------------------------------
 
 
@@ -594,6 +633,7 @@ def test_a_pending_order_recorded_after_the_venue_was_read_is_left_for_the_next_
 
     assert (decision.outcome, decision.effects) == (Resolution.DEFERRED, ())
     assert decision.action == "deferred: recorded after the venue was read"
+    assert decision.decidable_at == LATER, "the next run looks it up: it can come at once"
 
 
 def test_sync_to_broker_makes_the_books_expect_the_venues_cash() -> None:
