@@ -1011,7 +1011,7 @@ def prepare(
     fleet_path.write_text(fleet_toml(bots), encoding="utf-8")
     progress(f"seeding {args.accounts} accounts x {args.positions} positions through BooksClient")
     started = time.perf_counter()
-    client = BooksClient(database)
+    client = BooksClient(database, fleet=load_fleet(fleet_path))
     seeded_at = datetime.now(UTC) - timedelta(days=1)
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(lambda a: seed_books(client, a, seeded_at), accounts))

@@ -19,10 +19,17 @@ def fill(
     side: Annotated[str, typer.Option(help="buy or sell.")],
     qty: Annotated[str, typer.Option(help="Quantity filled (positive decimal).")],
     price: Annotated[str, typer.Option(help="Execution price.")],
-    fill_id: Annotated[str, typer.Option(help="The venue's execution id; recording it twice is a no-op.")],
-    fee: Annotated[str, typer.Option(help="Fee paid (negative for a rebate).")] = "0",
-    time: Annotated[str | None, typer.Option(help="Execution time, ISO 8601 with zone (default now).")] = None,
-    category: Annotated[str, typer.Option(help="Venue category, e.g. linear, us_equity.")] = "default",
+    fill_id: Annotated[
+        str, typer.Option(help="The venue's execution id; the same fill twice is a no-op, other contents refused.")
+    ],
+    fee: Annotated[str | None, typer.Option(help="Fee paid (negative for a rebate); default 0.")] = None,
+    time: Annotated[
+        str | None, typer.Option(help="Execution time, ISO 8601 with zone (default now; at most 60 s ahead).")
+    ] = None,
+    category: Annotated[
+        str | None,
+        typer.Option(help="Venue category, e.g. linear, us_equity; required when the account's venue has several."),
+    ] = None,
     leg: Annotated[int, typer.Option(min=0, help="Position leg (hedge mode index), default 0.")] = 0,
     group: Annotated[str | None, typer.Option(help="Multi-leg position group, e.g. a spread's name.")] = None,
     order_id: Annotated[str | None, typer.Option(help="The venue's order id.")] = None,
@@ -34,7 +41,8 @@ def fill(
     from workers.books import BooksClient  # noqa: PLC0415
     from workers.reports import amount  # noqa: PLC0415
 
-    client = BooksClient(options_of(ctx).database())
+    options = options_of(ctx)
+    client = BooksClient(options.database(), fleet=options.fleet())
     result = client.record_fill(
         bot, account, symbol=symbol, side=side, qty=qty, price=price, fill_id=fill_id, fee=fee, time=time,
         category=category, leg=leg, group=group, order_id=order_id, kind=kind,
@@ -77,13 +85,16 @@ def order(
     price: Annotated[str | None, typer.Option(help="Limit price (omit for market).")] = None,
     status: Annotated[str, typer.Option(help="open, partially_filled, filled, cancelled, rejected, expired.")] = "open",
     venue_order_id: Annotated[str | None, typer.Option(help="The venue's order id, once known.")] = None,
-    category: Annotated[str, typer.Option(help="Venue category.")] = "default",
+    category: Annotated[
+        str | None, typer.Option(help="Venue category; required when the account's venue has several.")
+    ] = None,
     leg: Annotated[int, typer.Option(min=0, help="Position leg.")] = 0,
 ) -> None:
     """Record a pending order, or update the status of one already recorded (by client order id)."""
     from workers.books import BooksClient  # noqa: PLC0415
 
-    client = BooksClient(options_of(ctx).database())
+    options = options_of(ctx)
+    client = BooksClient(options.database(), fleet=options.fleet())
     new = client.record_order(
         bot, account, client_order_id=client_order_id, symbol=symbol, side=side, qty=qty, price=price,
         status=status, venue_order_id=venue_order_id, category=category, leg=leg,
@@ -102,9 +113,11 @@ def cash(
     from workers.books import BooksClient  # noqa: PLC0415
     from workers.reports import amount  # noqa: PLC0415
 
-    before = BooksClient(options_of(ctx).database()).set_expected_cash(bot, account, balance, currency)
+    options = options_of(ctx)
+    client = BooksClient(options.database(), fleet=options.fleet())
+    before = client.set_expected_cash(bot, account, balance, currency)
     was = f"{amount(before.balance)} {before.currency}" if before else "not set"
-    console.print(f"expected cash for {bot}/{account}: {balance} {currency} (was {was})")
+    console.print(f"expected cash for {bot}/{account}: {balance} {currency.strip().upper()} (was {was})")
 
 
 def show(ctx: typer.Context, bot: BotArg, account: AccountArg, as_json: JsonFlag = False) -> None:

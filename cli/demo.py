@@ -116,7 +116,7 @@ def run_demo(console: Console, directory: Path, db_url: str | None, *, force: bo
     workspace = prepare_workspace(directory, force=force)
     database = open_database(db_url or f"sqlite:///{workspace / 'recon.db'}")
     fleet = load_fleet(workspace / "fleet.toml")
-    client = BooksClient(database)
+    client = BooksClient(database, fleet=fleet)
     service = Service(database, load_settings())  # the embedded default: no Redis, runs alone, follow-ups in-process
 
     def reconcile(config: AccountConfig, reason: str) -> RunResult:

@@ -277,3 +277,40 @@ def record_fill(
     lock_account(session, account_id)
     lots = load_open_lots(session, account_id, keys=[fill.key], groups=[fill.group] if fill.group else [])
     return write_fills(session, account_id, [(fill, source)], lots, now)[0]
+
+
+def differences_from_recorded(
+    session: Session, account_id: int, fill: Fill, *, with_fee: bool, with_time: bool
+) -> tuple[str, ...]:
+    """How ``fill`` differs from the fill recorded under its id, one ``field given (recorded …)`` each: the
+    instrument, side, quantity, price and kind, and the fee and time when asked. Amounts compare by value."""
+    row = session.execute(
+        select(FILLS).where(FILLS.c.account_id == account_id, FILLS.c.fill_id == fill.fill_id)
+    ).one_or_none()
+    if row is None:
+        return ()
+    given: dict[str, object] = {
+        "instrument": str(fill.key), "side": fill.side.value, "qty": fill.qty, "price": fill.price,
+        "kind": fill.kind.value,
+    }  # fmt: skip
+    recorded: dict[str, object] = {
+        "instrument": f"{row.category}:{row.symbol}:{row.leg}", "side": row.side, "qty": row.qty,
+        "price": row.price, "kind": row.kind,
+    }  # fmt: skip
+    if with_fee:
+        given["fee"], recorded["fee"] = fill.fee, row.fee
+    if with_time:
+        given["time"], recorded["time"] = fill.time, row.time
+    return tuple(
+        f"{name} {_shown(given[name])} (recorded {_shown(recorded[name])})"
+        for name in given
+        if given[name] != recorded[name]
+    )
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, Decimal):
+        return f"{value.normalize():f}" if value else "0"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)

@@ -9,7 +9,8 @@
     │   ├── NoWorker                no worker consumes the queue a request would go to: start one (nothing was sent)
     │   └── WaitExpired             the workers did not finish a run in the time its caller waited (request withdrawn)
     ├── FixConfiguration            a person must change configuration or input before retrying
-    │   └── AuthenticationFailed    credentials missing, wrong or revoked
+    │   ├── AuthenticationFailed    credentials missing, wrong or revoked
+    │   └── ConflictingFill         a fill id already recorded with other contents (names what differs)
     ├── RequestRejected             the venue refused this request; sent again unchanged it fails again
     │   └── DuplicateClientOrderId  the venue already has an order with this client order id (an earlier attempt)
     ├── InvalidResponse             the venue answered with something we cannot trust (names the field)
@@ -73,6 +74,10 @@ class FixConfiguration(ReconError):
 
 class AuthenticationFailed(FixConfiguration):
     """Credentials are missing, wrong or revoked."""
+
+
+class ConflictingFill(FixConfiguration):
+    """A fill id is already in the books with different contents; nothing was recorded."""
 
 
 class RequestRejected(ReconError):

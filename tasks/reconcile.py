@@ -33,9 +33,9 @@ from tasks.arguments import (
     single_run_id,
 )
 from workers.alerts import deliver, raise_staleness_alerts
-from workers.celery import fleet_of, settings_of
+from workers.celery import settings_of
 from workers.coalescing import AccountBusy
-from workers.fleet import AccountConfig, Fleet
+from workers.fleet import AccountConfig, Fleet, fleet_of
 from workers.follow_ups import (
     ALERTS_TASK,
     BACKFILL_TASK,

@@ -11,7 +11,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,10 @@ from models.database import Database, make_engine, normalize_url, upgrade
 from models.history import run_record
 from reconciliation.errors import ReconError
 from reconciliation.plan import RunStatus
+from reconciliation.policy import Rules
 from workers.books import BooksClient
 from workers.celery import create_app
-from workers.fleet import AccountConfig, load_fleet
+from workers.fleet import AccountConfig, Fleet, load_fleet
 from workers.pipeline import run_reconciliation, utc_now
 from workers.results import RunResult
 from workers.schedule import QUEUES
@@ -217,6 +218,16 @@ def serve_in_process(database: Database, config: AccountConfig, **options: Any) 
         return _recorded_failure(database, config, error)
 
 
+# --- the books client bots use ------------------------------------------------------------------------------------
+
+
+def books_for(database: Database, clock: Callable[[], datetime] | None = None) -> BooksClient:
+    """The books client bots use, for lxalgo's paper and live accounts on a venue taking any category (a sim
+    venue with no state file), so that a test's own venue decides what the books are compared with."""
+    fleet = Fleet.of(*(AccountConfig("lxalgo", name, "sim", Rules(), 300) for name in ("paper", "live")))
+    return BooksClient(database, clock, fleet=fleet) if clock else BooksClient(database, fleet=fleet)
+
+
 # --- a venue whose fetch blocks until the test lets it go ----------------------------------------------------------
 
 
@@ -228,8 +239,9 @@ def blocking_fleet(example_fleet: Path, postgres_url: str) -> Iterator[Path]:
     state.unlink()
     os.mkfifo(state)
     database = Database(postgres_url)
-    config = load_fleet(example_fleet).account("lxalgo", "paper")
-    seed_books(BooksClient(database), config, example_fleet.parent / "books" / "lxalgo_paper.json")
+    fleet = load_fleet(example_fleet)
+    seed_books(BooksClient(database, fleet=fleet), fleet.account("lxalgo", "paper"),
+               example_fleet.parent / "books" / "lxalgo_paper.json")  # fmt: skip
     database.dispose()
     yield example_fleet
     state.unlink()
@@ -264,8 +276,9 @@ def redis() -> Iterator[Redis]:
 def settings(postgres_url: str, example_fleet: Path, redis: Redis) -> Settings:
     """Settings for the example fleet on the test Postgres and Redis, its bots' books written."""
     database = Database(postgres_url)
-    client = BooksClient(database)
-    for config in load_fleet(example_fleet).accounts:
+    fleet = load_fleet(example_fleet)
+    client = BooksClient(database, fleet=fleet)
+    for config in fleet.accounts:
         seed_books(client, config, example_fleet.parent / "books" / f"{config.bot}_{config.account}.json")
     database.dispose()
     return Settings(database_url=postgres_url, fleet=str(example_fleet), redis_url=REDIS_URL, coalesce_seconds=30)
@@ -284,4 +297,4 @@ def worker(app: Celery) -> Iterator[Any]:
         yield running
 
 
-__all__ = ["REDIS_URL", "Clock", "SimState", "reconcile", "serve_in_process"]
+__all__ = ["REDIS_URL", "Clock", "SimState", "books_for", "reconcile", "serve_in_process"]

@@ -40,6 +40,10 @@ STATUSES = {
 SIDES = {"buy": Side.BUY, "sell": Side.SELL, "sell_short": Side.SELL}
 
 
+#: Alpaca's asset classes: the instrument categories of an Alpaca account.
+CATEGORIES = ("us_equity", "us_option", "crypto")
+
+
 def category_of(symbol: str, asset_class: str | None = None) -> str:
     """Alpaca's asset class for a symbol: given, else us_option for OCC symbols, crypto for pairs, else equity."""
     if asset_class:

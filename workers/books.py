@@ -1,23 +1,28 @@
 """The books client bots import: record fills, pending orders and expected cash; read positions and the halt.
 
     from workers.books import BooksClient
-    books = BooksClient("postgresql://recon@db/recon")
+    books = BooksClient("postgresql://recon@db/recon", fleet=load_fleet(Path("fleet.toml")))
     books.record_fill("lxalgo", "live", symbol="BTCUSDT", category="linear", side="buy",
                       qty="0.5", price="50000", fill_id="exec-123", fee="0.75")
 
 Quantities and prices are strings or ``Decimal`` (never floats: a float has already lost the exact value).
-A fill id already in the books is a no-op that says so (``FillResult.recorded`` is False).
+The same fill again is a no-op that says so (``FillResult.recorded`` is False).
 
-Every argument is checked before the database sees it: bot and account names follow the one naming rule
-(``reconciliation.names``); symbols, categories, ids, currencies and groups fit their columns and amounts
-fit NUMERIC(38, 18) (``reconciliation.limits``); times lie between 1970 and 2100. Anything else raises
-``FixConfiguration`` with a one-line message that names the field and shows the value shortened.
+Books are written only for accounts in the fleet file (given as ``fleet=``, else the one ``RECON_FLEET`` or
+``./fleet.toml`` names). Every argument is checked before the database sees it: bot and account names follow
+the one naming rule (``reconciliation.names``); symbols, categories, ids, currencies and groups fit their
+columns and amounts fit NUMERIC(38, 18) (``reconciliation.limits``); the category is one the account's venue
+knows, and required when it knows more than one (``workers.categories``); a fill's time lies after 1970 and
+no more than ``MAX_CLOCK_SKEW`` in the future; currencies are upper-cased. Anything else raises
+``FixConfiguration`` with a one-line message that names the field and shows the value shortened. A known fill
+id with different contents raises ``ConflictingFill`` naming what differs.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
@@ -25,10 +30,10 @@ from models import history
 from models.accounts import find_account, get_or_create_account
 from models.cash import set_expected_cash
 from models.database import Database, open_database
-from models.fills import FillResult, record_fill
+from models.fills import FillResult, differences_from_recorded, record_fill
 from models.orders import record_order
 from models.reading import positions as book_positions
-from reconciliation.errors import FixConfiguration
+from reconciliation.errors import ConflictingFill, FixConfiguration
 from reconciliation.limits import (
     MAX_CATEGORY,
     MAX_CURRENCY,
@@ -40,7 +45,6 @@ from reconciliation.limits import (
 )
 from reconciliation.names import check_name, shown
 from reconciliation.values import (
-    DEFAULT_CATEGORY,
     ZERO,
     Cash,
     Fill,
@@ -52,12 +56,17 @@ from reconciliation.values import (
     Side,
     parse_decimal,
 )
+from workers.categories import checked_category
+from workers.fleet import AccountConfig, Fleet, fleet_of
+from workers.settings import load_settings
 
 Number = str | Decimal | int
 T = TypeVar("T")
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_CLOCK_SKEW = timedelta(seconds=60)  # a bot's clock may run this far ahead of ours; no fill is from the future
+CURRENCY = re.compile(r"[A-Z0-9]{2,12}")
 MAX_LEG = 2**31 - 1  # the leg column is a 32-bit INTEGER on Postgres
 
 
@@ -132,6 +141,26 @@ def to_time(value: datetime | str | None, clock: Callable[[], datetime]) -> date
     return moment
 
 
+def not_in_future(moment: datetime, now: datetime) -> datetime:
+    """``moment`` unless it is more than ``MAX_CLOCK_SKEW`` after ``now``: a fill cannot come from the future (one
+    dated so would keep its instrument's findings deferred until then)."""
+    ahead = (moment - now).total_seconds()
+    if ahead > MAX_CLOCK_SKEW.total_seconds():
+        raise FixConfiguration(
+            f"time: {moment.isoformat()} is {ahead:.0f} s in the future (at most "
+            f"{MAX_CLOCK_SKEW.total_seconds():.0f} s of clock skew is allowed); check the clock and time zone"
+        )
+    return moment
+
+
+def to_currency(value: object) -> str:
+    """A currency code, upper-cased: 2 to 12 letters or digits (``usdt`` is ``USDT``)."""
+    text = to_text(value, "currency", MAX_CURRENCY).strip().upper()
+    if not CURRENCY.fullmatch(text):
+        raise FixConfiguration(f"currency: {shown(value)} is not a currency code (2 to 12 letters or digits)")
+    return text
+
+
 def _choice(parse: Callable[[str], T], value: str, name: str, allowed: str) -> T:
     try:
         return parse(value)
@@ -152,9 +181,25 @@ def _key(category: str, symbol: str, leg: int) -> InstrumentKey:
 class BooksClient:
     """Writes and reads one database's books; every call is its own transaction."""
 
-    def __init__(self, database: Database | str, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        database: Database | str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        fleet: Fleet | None = None,
+    ) -> None:
         self.database = open_database(database) if isinstance(database, str) else database
         self.clock = clock
+        self._fleet = fleet
+
+    def account_config(self, bot: str, account: str) -> AccountConfig:
+        """The fleet file's configuration of ``bot/account``: books are written only for accounts in it."""
+        bot, account = _names(bot, account)
+        fleet = self._fleet or fleet_of(load_settings())
+        if fleet is None:
+            raise FixConfiguration(
+                "no fleet file: books are written only for accounts in the fleet file (pass fleet= or set RECON_FLEET)"
+            )
+        return fleet.account(bot, account)
 
     def record_fill(
         self,
@@ -166,35 +211,48 @@ class BooksClient:
         qty: Number,
         price: Number,
         fill_id: str,
-        fee: Number = "0",
+        fee: Number | None = None,
         time: datetime | str | None = None,
-        category: str = DEFAULT_CATEGORY,
+        category: str | None = None,
         leg: int = 0,
         group: str | None = None,
         order_id: str | None = None,
         kind: str = "trade",
         reason: str | None = None,
     ) -> FillResult:
-        """Record a fill and apply it FIFO; a fill id already recorded changes nothing."""
-        bot, account = _names(bot, account)
+        """Record a fill and apply it FIFO. The same fill id again changes nothing (``recorded`` is False); with
+        other contents it is ``ConflictingFill`` (the fee and time count only when given: they default to 0 and
+        now). The category may be left out when the account's venue knows only one."""
+        config = self.account_config(bot, account)
         if not fill_id:
             raise FixConfiguration("fill_id: required (the venue's execution id)")
+        now = self.clock()
         fill = Fill(
             fill_id=to_text(fill_id, "fill_id", MAX_ID),
-            key=_key(category, symbol, leg),
+            key=_key(checked_category(config, category), symbol, leg),
             side=_choice(Side, side, "side", "buy, sell"),
             qty=to_decimal(qty, "qty", positive=True),
             price=to_decimal(price, "price"),
-            fee=to_decimal(fee, "fee", signed=True),
-            time=to_time(time, self.clock),
+            fee=to_decimal("0" if fee is None else fee, "fee", signed=True),
+            time=not_in_future(to_time(time, lambda: now), now),
             order_id=_optional_text(order_id, "order_id", MAX_ID),
             kind=_choice(FillKind, kind, "kind", ", ".join(FillKind)),
             group=_optional_text(group, "group", MAX_GROUP),
             reason=reason,
         )
         with self.database.transaction() as session:
-            account_id = get_or_create_account(session, bot, account, self.clock()).id
-            return record_fill(session, account_id, fill, self.clock())
+            account_id = get_or_create_account(session, config.bot, config.account, now, config.venue).id
+            result = record_fill(session, account_id, fill, now)
+            if not result.recorded:
+                differences = differences_from_recorded(
+                    session, account_id, fill, with_fee=fee is not None, with_time=time is not None
+                )
+                if differences:
+                    raise ConflictingFill(
+                        f"fill_id {shown(fill.fill_id)} is already recorded for {config.label} with other contents: "
+                        + "; ".join(differences)
+                    )
+            return result
 
     def record_order(
         self,
@@ -208,30 +266,30 @@ class BooksClient:
         price: Number | None = None,
         status: str = "open",
         venue_order_id: str | None = None,
-        category: str = DEFAULT_CATEGORY,
+        category: str | None = None,
         leg: int = 0,
     ) -> bool:
         """Record a pending order, or update status and venue id of a known client order id; True if new."""
-        bot, account = _names(bot, account)
+        config = self.account_config(bot, account)
         order = Order(
             client_order_id=to_text(client_order_id, "client_order_id", MAX_ID),
             venue_order_id=_optional_text(venue_order_id, "venue_order_id", MAX_ID),
-            key=_key(category, symbol, leg),
+            key=_key(checked_category(config, category), symbol, leg),
             side=_choice(Side, side, "side", "buy, sell"),
             qty=to_decimal(qty, "qty", positive=True),
             price=to_decimal(price, "price") if price is not None else None,
             status=_choice(OrderStatus, status, "status", ", ".join(OrderStatus)),
         )
         with self.database.transaction() as session:
-            account_id = get_or_create_account(session, bot, account, self.clock()).id
+            account_id = get_or_create_account(session, config.bot, config.account, self.clock(), config.venue).id
             return record_order(session, account_id, order, self.clock())
 
     def set_expected_cash(self, bot: str, account: str, balance: Number, currency: str = "USD") -> Cash | None:
-        """Set the cash the bot expects at the venue; returns the previous expectation."""
-        bot, account = _names(bot, account)
-        cash = Cash(to_text(currency, "currency", MAX_CURRENCY), to_decimal(balance, "balance", signed=True))
+        """Set the cash the bot expects at the venue (currency upper-cased); returns the previous expectation."""
+        config = self.account_config(bot, account)
+        cash = Cash(to_currency(currency), to_decimal(balance, "balance", signed=True))
         with self.database.transaction() as session:
-            account_id = get_or_create_account(session, bot, account, self.clock()).id
+            account_id = get_or_create_account(session, config.bot, config.account, self.clock(), config.venue).id
             return set_expected_cash(session, account_id, cash, self.clock())
 
     def positions(self, bot: str, account: str) -> list[Position]:

@@ -22,8 +22,9 @@ from models.accounts import find_account
 from reconciliation.errors import FixConfiguration
 from reconciliation.names import check_name, shown
 from reconciliation.plan import RECONCILE_REASONS
-from workers.celery import create_app, fleet_of
+from workers.celery import create_app
 from workers.coalescing import account_key, redis_errors
+from workers.fleet import fleet_of
 from workers.runtime import database_of, redis_client
 from workers.settings import Settings, load_settings
 from workers.triggers import trigger_run

@@ -7,36 +7,15 @@ beat's schedule from the fleet file. Tasks live in ``tasks`` and are included by
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
 from reconciliation.errors import FixConfiguration
-from workers.fleet import Fleet, load_fleet
+from workers.fleet import fleet_of
 from workers.schedule import QUEUES, beat_schedule
 from workers.settings import Settings
-
-
-def fleet_of(settings: Settings) -> Fleet | None:
-    """The fleet file the settings name (else ./fleet.toml), or None when there is none.
-
-    Parsed once per process and version of the file (path, modification time, size): every task needs it,
-    and parsing a large fleet costs more than a whole in-sync run.
-    """
-    path = Path(settings.fleet) if settings.fleet else Path("fleet.toml")
-    try:
-        status = path.stat()
-    except FileNotFoundError:
-        return None
-    return _parsed_fleet(str(path.resolve()), status.st_mtime_ns, status.st_size)
-
-
-@lru_cache(maxsize=8)
-def _parsed_fleet(path: str, modified_ns: int, size: int) -> Fleet:
-    return load_fleet(Path(path))
 
 
 class ReconCelery(Celery):  # type: ignore[misc]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -38,6 +39,7 @@ from reconciliation.findings import Kind, Thresholds
 from reconciliation.names import NAME_PATTERN
 from reconciliation.policy import Policy, Rules, Strategy
 from venues.endpoints import Endpoint, alpaca_endpoint, bybit_endpoint
+from workers.settings import Settings
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
@@ -163,6 +165,11 @@ class Fleet:
     path: Path
     accounts: tuple[AccountConfig, ...]
 
+    @classmethod
+    def of(cls, *accounts: AccountConfig) -> Fleet:
+        """A fleet of the given accounts, read from no file (a bot or a test that builds its configuration)."""
+        return cls(Path("(given accounts)"), accounts)
+
     def account(self, bot: str, account: str) -> AccountConfig:
         """The account ``bot/account``; an unknown one is a configuration error listing what exists."""
         for config in self.accounts:
@@ -278,3 +285,22 @@ def _resolve(bot: str, name: str, table: VenueTable, defaults: DefaultsTable, pa
 
 def _first(*values: Any) -> Any:
     return next(v for v in values if v is not None)
+
+
+def fleet_of(settings: Settings) -> Fleet | None:
+    """The fleet file the settings name (else ./fleet.toml), or None when there is none.
+
+    Parsed once per process and version of the file (path, modification time, size): every task needs it,
+    and parsing a large fleet costs more than a whole in-sync run.
+    """
+    path = Path(settings.fleet) if settings.fleet else Path("fleet.toml")
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return _parsed_fleet(str(path.resolve()), status.st_mtime_ns, status.st_size)
+
+
+@lru_cache(maxsize=8)
+def _parsed_fleet(path: str, modified_ns: int, size: int) -> Fleet:
+    return load_fleet(Path(path))

@@ -16,7 +16,7 @@ from models import Trade, history
 from models.accounts import find_account
 from models.database import Database
 from models.orders import live_orders
-from tests.conftest import reconcile
+from tests.conftest import books_for, reconcile
 from workers.backfill import backfill
 from workers.books import BooksClient
 from workers.fleet import load_fleet
@@ -27,7 +27,7 @@ def books(database: Database, monkeypatch: pytest.MonkeyPatch) -> BooksClient:
     """Books holding one pending buy of 2 BTCUSDT (client id lx-1) that timed out at the bot."""
     monkeypatch.setenv("BYBIT_KEY", "bybit-key")
     monkeypatch.setenv("BYBIT_SECRET", "bybit-secret")
-    client = BooksClient(database)
+    client = books_for(database)
     client.record_order("lxalgo", "live", client_order_id="lx-1", symbol="BTCUSDT", category="linear",
                         side="buy", qty="2", price="100")  # fmt: skip
     return client

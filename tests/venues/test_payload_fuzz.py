@@ -30,7 +30,7 @@ from models.database import Database
 from reconciliation.errors import FixConfiguration, ReconError, RetryLater
 from reconciliation.limits import AMOUNT_LIMIT, MAX_CATEGORY, MAX_CURRENCY, MAX_ID, MAX_SYMBOL, text_problem
 from reconciliation.values import Snapshot
-from tests.conftest import Clock, reconcile
+from tests.conftest import Clock, books_for, reconcile
 from venues.alpaca import AlpacaSettings, AlpacaVenue
 from venues.bybit import BybitSettings, BybitVenue
 from venues.credentials import Credentials, Secret
@@ -392,7 +392,7 @@ def test_whole_runs_on_mutated_bybit_payloads_fail_cleanly_or_succeed(
 ) -> None:
     database = Database(postgres_url)
     clock = Clock(datetime.now(UTC))
-    books = BooksClient(database, clock)
+    books = books_for(database, clock)
     books.record_fill("lxalgo", "paper", symbol="BTCUSDT", category="linear", side="buy", qty="0.5", price="59000",
                       fill_id="bot-1", time=(clock.now - timedelta(days=2)).isoformat())  # fmt: skip
     config = bybit_fleet_account(tmp_path, monkeypatch, seeded.url)

@@ -20,6 +20,7 @@ from models.orders import live_orders
 from reconciliation.errors import FixConfiguration
 from reconciliation.orders import reference_prices
 from reconciliation.values import Books, InstrumentKey, Lot, LotSide, Snapshot, VenuePosition
+from tests.conftest import books_for
 from tests.conftest import serve_in_process as reconcile
 from workers.books import BooksClient
 from workers.fleet import load_fleet
@@ -38,7 +39,7 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def drifted(exchange: FakeExchange, database: Database) -> BooksClient:
     """Books long 10 BTCUSDT; the venue holds 4 (mark 100): the venue must buy 6 to match the books."""
-    books = BooksClient(database)
+    books = books_for(database)
     books.record_fill("lxalgo", "live", symbol="BTCUSDT", category="linear", side="buy", qty="10", price="100",
                       fill_id="b1", time="2026-11-01T00:00:00Z")  # fmt: skip
     exchange.add_bybit_position("linear", "BTCUSDT", "Buy", "4", "100", "100")

@@ -34,7 +34,7 @@ from reconciliation.errors import (
     VenueUnavailable,
 )
 from reconciliation.values import InstrumentKey, Order, Side
-from tests.conftest import Clock, reconcile
+from tests.conftest import Clock, books_for, reconcile
 from venues.alpaca import AlpacaSettings, AlpacaVenue
 from venues.bybit import BybitSettings, BybitVenue
 from venues.credentials import Credentials, Secret
@@ -450,7 +450,7 @@ def test_a_fetch_failing_on_page_three_fails_the_run_and_leaves_the_books_unchan
     fault: str,
     message: str,
 ) -> None:
-    books = BooksClient(database, clock)
+    books = books_for(database, clock)
     category = "linear" if kind is BYBIT else "us_equity"
     symbol = "C0001USDT" if kind is BYBIT else "AAPL"
     books.record_fill("lxalgo", "paper", symbol=symbol, category=category, side="buy", qty="7", price="100",

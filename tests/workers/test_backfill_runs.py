@@ -28,7 +28,7 @@ from reconciliation.backfill import match_exits
 from reconciliation.errors import FixConfiguration, VenueUnavailable
 from reconciliation.policy import Policy, Rules, Strategy
 from reconciliation.values import Fill as VenueFill
-from tests.conftest import Clock, reconcile
+from tests.conftest import Clock, books_for, reconcile
 from tests.conftest import SimState as Venue
 from venues.sim import SimVenue
 from workers import reports
@@ -43,7 +43,7 @@ ENTRY = "2026-11-01T00:00:00Z"
 
 @pytest.fixture
 def books(database: Database, clock: Clock) -> BooksClient:
-    return BooksClient(database, clock)
+    return books_for(database, clock)
 
 
 def account(venue: Venue) -> AccountConfig:

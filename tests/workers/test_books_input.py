@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from models.books import Account
 from models.database import Database
 from reconciliation.errors import FixConfiguration
+from tests.conftest import books_for
 from workers.books import BooksClient, to_decimal, to_time
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -296,7 +297,7 @@ ORDER: dict[str, Any] = {"client_order_id": "c1", "symbol": "BTCUSDT", "side": "
 def test_books_client_refuses_what_the_books_cannot_hold_and_writes_nothing(
     database: Database, call: Callable[[BooksClient], object], message: str
 ) -> None:
-    books = BooksClient(database, fixed_clock)
+    books = books_for(database, fixed_clock)
 
     with pytest.raises(FixConfiguration) as caught:
         call(books)

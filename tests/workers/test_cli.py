@@ -44,8 +44,9 @@ class Recon:
 def recon(capsys: pytest.CaptureFixture[str], example_fleet: Path, database_url: str) -> Recon:
     """``recon`` on the example fleet whose bots have written their books (nothing reconciled yet)."""
     database = Database(database_url)
-    client = BooksClient(database)
-    for config in load_fleet(example_fleet).accounts:
+    fleet = load_fleet(example_fleet)
+    client = BooksClient(database, fleet=fleet)
+    for config in fleet.accounts:
         seed_books(client, config, example_fleet.parent / "books" / f"{config.bot}_{config.account}.json")
     database.dispose()
     return Recon(capsys, example_fleet, database_url)
@@ -181,23 +182,23 @@ def test_runs_and_report_show_what_was_stored(recon: Recon) -> None:
 
 
 def test_the_ledger_commands_write_the_books(recon: Recon) -> None:
-    code, out, _ = recon("ledger", "fill", "newbot", "paper", "--symbol", "BTCUSDT", "--side", "buy", "--qty", "100",
-                         "--price", "50000", "--fill-id", "n1", "--category", "linear")  # fmt: skip
+    code, out, _ = recon("ledger", "fill", "lxalgo", "paper", "--symbol", "SOLUSDT", "--side", "buy", "--qty", "100",
+                         "--price", "200", "--fill-id", "n1", "--category", "linear")  # fmt: skip
     assert code == 0 and "0 -> 100" in out
-    recon("ledger", "fill", "newbot", "paper", "--symbol", "BTCUSDT", "--side", "buy", "--qty", "50",
-          "--price", "51000", "--fill-id", "n2", "--category", "linear")  # fmt: skip
-    sold = recon.json("ledger", "fill", "newbot", "paper", "--symbol", "BTCUSDT", "--side", "sell", "--qty", "120",
-                      "--price", "53000", "--fill-id", "n3", "--category", "linear")  # fmt: skip
-    again = recon.json("ledger", "fill", "newbot", "paper", "--symbol", "BTCUSDT", "--side", "sell", "--qty", "120",
-                       "--price", "53000", "--fill-id", "n3", "--category", "linear")  # fmt: skip
-    assert sum(Decimal(t["net_pnl"]) for t in sold["trades"]) == Decimal(340000)
+    recon("ledger", "fill", "lxalgo", "paper", "--symbol", "SOLUSDT", "--side", "buy", "--qty", "50",
+          "--price", "210", "--fill-id", "n2", "--category", "linear")  # fmt: skip
+    sold = recon.json("ledger", "fill", "lxalgo", "paper", "--symbol", "SOLUSDT", "--side", "sell", "--qty", "120",
+                      "--price", "230", "--fill-id", "n3", "--category", "linear")  # fmt: skip
+    again = recon.json("ledger", "fill", "lxalgo", "paper", "--symbol", "SOLUSDT", "--side", "sell", "--qty", "120",
+                       "--price", "230", "--fill-id", "n3", "--category", "linear")  # fmt: skip
+    assert sum(Decimal(t["net_pnl"]) for t in sold["trades"]) == Decimal(100 * 30 + 20 * 20)
     assert (sold["position_after"], again["recorded"], again["position_after"]) == ("30", False, "30")
 
-    assert recon("ledger", "order", "newbot", "paper", "--client-order-id", "c1", "--symbol", "BTCUSDT",
-                 "--side", "sell", "--qty", "30", "--price", "60000")[0] == 0  # fmt: skip
-    assert recon("ledger", "cash", "newbot", "paper", "--balance", "1000.50", "--currency", "USDT")[0] == 0
-    code, out, _ = recon("ledger", "show", "newbot", "paper")
-    assert code == 0 and "BTCUSDT" in out
+    assert recon("ledger", "order", "lxalgo", "paper", "--client-order-id", "c1", "--symbol", "SOLUSDT",
+                 "--side", "sell", "--qty", "30", "--price", "260")[0] == 0  # fmt: skip
+    assert recon("ledger", "cash", "lxalgo", "paper", "--balance", "1000.50", "--currency", "USDT")[0] == 0
+    code, out, _ = recon("ledger", "show", "lxalgo", "paper")
+    assert code == 0 and "SOLUSDT" in out
 
 
 @pytest.mark.parametrize(

@@ -103,6 +103,16 @@ def still_garbage(workdir: Path) -> None:
     assert (workdir / "recon.db").read_bytes() == b"this is not a database\n" * 100
 
 
+def recorded_fill(workdir: Path, qty: str) -> None:
+    """A setup recording fill f1 of ``qty`` BTCUSDT for lxalgo/paper, as the bot did before."""
+    from workers.books import BooksClient  # noqa: PLC0415
+    from workers.fleet import load_fleet  # noqa: PLC0415
+
+    books = BooksClient(f"sqlite:///{workdir / 'recon.db'}", fleet=load_fleet(workdir / "fleet.toml"))
+    books.record_fill("lxalgo", "paper", symbol="BTCUSDT", side="buy", qty=qty, price="100", fill_id="f1")
+    books.database.dispose()
+
+
 def fill(*extra: str, bot: str = "lxalgo", qty: str = "1", price: str = "100", fill_id: str = "f1") -> tuple[str, ...]:
     """``recon ledger fill`` arguments with these values and ``extra``."""
     return ("ledger", "fill", bot, "paper", "--symbol", "BTCUSDT", "--side", "buy", "--qty", qty, "--price", price,
@@ -187,6 +197,37 @@ CASES = [
     Case("kind-bogus", fill("--kind", "bogus"), USAGE, "kind: 'bogus' is not one of"),
     Case("leg-huge", fill("--leg", str(2**40)), USAGE, "leg: must be a whole number from 0 to 2147483647"),
     Case("group-long", fill("--group", "g" * 100), USAGE, "group: "),
+    # books that refuse nonsense
+    Case("fill-from-2099", fill("--time", "2099-01-01T00:00:00Z"), USAGE, "s in the future", then=nobody_written),
+    Case("fill-bot-not-in-fleet", fill(bot="newbot"), USAGE, "no account newbot/paper (known: ", then=nobody_written),
+    Case(
+        "fill-category-misspelt",
+        fill("--category", "lineer"),
+        USAGE,
+        "category: 'lineer' is not one lxalgo/paper's venue (sim) knows: linear",
+        then=nobody_written,
+    ),
+    Case(
+        "fill-category-required",
+        ("ledger", "fill", "shortseller", "live", *fill()[4:]),
+        USAGE,
+        "category: required for shortseller/live on sim (one of us_equity, us_option)",
+        then=nobody_written,
+    ),
+    Case(
+        "fill-id-conflict",
+        fill(qty="2"),
+        USAGE,
+        "fill_id 'f1' is already recorded for lxalgo/paper with other contents: qty 2 (recorded 1)",
+        setup=lambda workdir: recorded_fill(workdir, qty="1"),
+    ),
+    Case(
+        "cash-currency-not-a-code",
+        ("ledger", "cash", "lxalgo", "paper", "--balance", "1", "--currency", "U$D"),
+        USAGE,
+        "currency: 'U$D' is not a currency code",
+        then=nobody_written,
+    ),
     Case(
         "cash-currency-40",
         ("ledger", "cash", "lxalgo", "paper", "--balance", "1", "--currency", "C" * 40),

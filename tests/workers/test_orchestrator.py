@@ -19,7 +19,7 @@ from models.run_records import begin_run
 from reconciliation.plan import Plan, plan
 from reconciliation.policy import Policy, Rules, Strategy
 from reconciliation.values import Snapshot
-from tests.conftest import Clock, reconcile
+from tests.conftest import Clock, books_for, reconcile
 from tests.conftest import SimState as Venue
 from venues.sim import SimVenue
 from workers.books import BooksClient
@@ -33,7 +33,7 @@ HALT = Policy(minor=Strategy.WARN_ONLY, moderate=Strategy.WARN_ONLY, critical=St
 @pytest.fixture
 def books(database: Database, clock: Clock) -> BooksClient:
     """The books client bots use, on the test database and clock."""
-    return BooksClient(database, clock)
+    return books_for(database, clock)
 
 
 def account(venue: Venue, policy: Policy = SYNC, grace: int = 30) -> AccountConfig:
@@ -471,7 +471,7 @@ def test_the_statements_of_a_run_do_not_grow_with_the_number_of_positions(
             for table in reversed(Base.metadata.sorted_tables):
                 session.execute(table.delete())
         venue = Venue(tmp_path / f"venue-{size}.json")
-        counts.append(statements_of_one_run(database, venue, clock, BooksClient(database, clock), size))
+        counts.append(statements_of_one_run(database, venue, clock, books_for(database, clock), size))
         database.dispose()
 
     assert counts[0] == counts[1]

@@ -44,8 +44,9 @@ def fleet_every_second(example_fleet: Path, postgres_url: str) -> Iterator[Path]
     )
     example_fleet.write_text(text)
     database = Database(postgres_url)
-    config = load_fleet(example_fleet).account("lxalgo", "paper")
-    seed_books(BooksClient(database), config, example_fleet.parent / "books" / "lxalgo_paper.json")
+    fleet = load_fleet(example_fleet)
+    config = fleet.account("lxalgo", "paper")
+    seed_books(BooksClient(database, fleet=fleet), config, example_fleet.parent / "books" / "lxalgo_paper.json")
     database.dispose()
     Redis.from_url(REDIS_URL).flushdb()
     yield example_fleet

@@ -20,6 +20,7 @@ from cli.app import main
 from models import Run
 from models.database import Database
 from workers.books import BooksClient
+from workers.fleet import load_fleet
 from workers.schedule import RECONCILE_TASK
 from workers.settings import Settings
 
@@ -62,7 +63,7 @@ def reconcile_now(app: Celery) -> dict[str, Any]:
 def test_a_fill_in_flight_is_decided_by_one_run_when_its_grace_window_ends(
     short_grace: Path, settings: Settings, app: Celery, worker: Any, redis: Redis
 ) -> None:
-    books = BooksClient(Database(settings.database_url.get_secret_value()))
+    books = BooksClient(Database(settings.database_url.get_secret_value()), fleet=load_fleet(short_grace))
     filled_at = datetime.now(UTC)
     books.record_fill("lxalgo", "paper", symbol="ETHUSDT", category="linear", side="buy", qty="1", price="3000",
                       fill_id="eth-in-flight", time=filled_at)  # fmt: skip
@@ -85,7 +86,7 @@ def test_a_fill_in_flight_is_decided_by_one_run_when_its_grace_window_ends(
 def test_a_dry_run_that_defers_asks_for_no_recheck(
     short_grace: Path, settings: Settings, app: Celery, worker: Any, redis: Redis
 ) -> None:
-    books = BooksClient(Database(settings.database_url.get_secret_value()))
+    books = BooksClient(Database(settings.database_url.get_secret_value()), fleet=load_fleet(short_grace))
     books.record_fill("lxalgo", "paper", symbol="ETHUSDT", category="linear", side="buy", qty="1", price="3000",
                       fill_id="eth-in-flight", time=datetime.now(UTC))  # fmt: skip
 
@@ -101,9 +102,9 @@ def test_a_run_the_cli_serves_in_process_leaves_its_recheck_to_the_workers(
     database_url = settings.database_url.get_secret_value()
     monkeypatch.setenv("RECON_REDIS_URL", settings.redis_url.get_secret_value())
     monkeypatch.setenv("RECON_FLEET", str(short_grace))
-    BooksClient(Database(database_url)).record_fill("lxalgo", "paper", symbol="ETHUSDT", category="linear",
-                                                    side="buy", qty="1", price="3000", fill_id="eth-in-flight",
-                                                    time=datetime.now(UTC))  # fmt: skip
+    books = BooksClient(Database(database_url), fleet=load_fleet(short_grace))
+    books.record_fill("lxalgo", "paper", symbol="ETHUSDT", category="linear", side="buy", qty="1", price="3000",
+                      fill_id="eth-in-flight", time=datetime.now(UTC))  # fmt: skip
 
     with pytest.raises(SystemExit) as done:
         main(["--config", str(short_grace), "--db", database_url, "reconcile", "lxalgo", "paper", "--json"])

@@ -100,8 +100,9 @@ def test_postgres_unreachable_for_a_moment_is_survived_without_manual_action(
     proxy: Proxy, postgres_url: str, example_fleet: Path
 ) -> None:
     database = Database(postgres_url)
-    config = load_fleet(example_fleet).account("lxalgo", "paper")
-    seed_books(BooksClient(database), config, example_fleet.parent / "books" / "lxalgo_paper.json")
+    fleet = load_fleet(example_fleet)
+    config = fleet.account("lxalgo", "paper")
+    seed_books(BooksClient(database, fleet=fleet), config, example_fleet.parent / "books" / "lxalgo_paper.json")
     redis = Redis.from_url(REDIS_URL)
     redis.flushdb()
     through_proxy = make_url(postgres_url).set(port=proxy.port).render_as_string(hide_password=False)
@@ -165,8 +166,9 @@ class PrivateRedis:
 
 def test_redis_restarted_mid_cycle_is_survived_without_manual_action(postgres_url: str, example_fleet: Path) -> None:
     database = Database(postgres_url)
-    config = load_fleet(example_fleet).account("lxalgo", "paper")
-    seed_books(BooksClient(database), config, example_fleet.parent / "books" / "lxalgo_paper.json")
+    fleet = load_fleet(example_fleet)
+    config = fleet.account("lxalgo", "paper")
+    seed_books(BooksClient(database, fleet=fleet), config, example_fleet.parent / "books" / "lxalgo_paper.json")
     redis = PrivateRedis()
     redis.start()
     app = create_app(Settings(database_url=postgres_url, fleet=str(example_fleet), redis_url=redis.url))

@@ -8,8 +8,7 @@ from sqlalchemy import select
 from models import Alert
 from models.database import Database
 from reconciliation.policy import Policy, Rules, Strategy
-from tests.conftest import Clock, SimState
-from workers.books import BooksClient
+from tests.conftest import Clock, SimState, books_for
 from workers.fleet import AccountConfig
 from workers.service import Service
 from workers.settings import Settings
@@ -20,7 +19,7 @@ SYNC = Policy(minor=Strategy.SYNC_TO_BROKER, moderate=Strategy.SYNC_TO_BROKER, c
 def test_a_follow_up_that_fails_in_process_is_an_alert_and_leaves_the_committed_run_as_it_is(
     database: Database, venue: SimState, clock: Clock
 ) -> None:
-    BooksClient(database, clock).record_fill("lxalgo", "paper", symbol="BTCUSDT", side="buy", qty="2", price="100",
+    books_for(database, clock).record_fill("lxalgo", "paper", symbol="BTCUSDT", side="buy", qty="2", price="100",
                                              fill_id="b1", time="2026-11-01T00:00:00Z")  # fmt: skip
     venue.set([{"symbol": "BTCUSDT", "side": "long", "qty": "1", "avg_price": "100", "mark_price": "100"}])
     config = AccountConfig("lxalgo", "paper", "sim", Rules(policy=SYNC, grace_seconds=0), 300, venue.path)
