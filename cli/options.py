@@ -6,7 +6,9 @@ database, the fleet file and the settings are resolved when a command asks for t
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -36,7 +38,16 @@ MAX_LIST = 10_000
 MAX_REASON = 500
 MAX_WAIT = 86_400.0
 
-console = Console(highlight=False)
+PIPE_WIDTH = 1000  # in a pipe, a row of a table is one whole line: nothing wrapped, dropped or cut for scripts
+
+
+def _stdout_console() -> Console:
+    """Rich's console on stdout, as wide as the terminal; in a pipe (unless COLUMNS says) ``PIPE_WIDTH``."""
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(highlight=False, width=PIPE_WIDTH if piped else None)
+
+
+console = _stdout_console()
 
 
 def _bot_name(value: str) -> str:

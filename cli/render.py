@@ -7,10 +7,13 @@ say the same thing.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, Group, RenderableType
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -28,6 +31,69 @@ STATUS_STYLE = {
     "failed": "bold red",
     "running": "dim",
 }
+
+
+GAP = 2  # spaces between columns
+MIN_FOLDED = 12  # a column that wraps keeps at least this width
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a ``FittedTable``: dropped at ``drop`` rank (lowest first; None: always shown), or folded onto
+    more lines (``fold``) when the width runs out, never cut."""
+
+    header: str
+    drop: int | None = None
+    fold: bool = False
+
+
+Cell = str | Text
+
+
+class FittedTable:
+    """A table that fits the width it is printed at: the columns least worth keeping go first, then the ones that
+    may fold wrap onto more lines. No cell is cut short. In a pipe the console is wide, so nothing goes."""
+
+    def __init__(self, columns: Sequence[Column], rows: Sequence[Sequence[Cell]], title: str | None = None) -> None:
+        self.columns = tuple(columns)
+        self.rows = [tuple(row) for row in rows]
+        self.title = title
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        widths = [
+            max([cell_len(column.header), *(cell_len(_plain(row[i])) for row in self.rows)])
+            for i, column in enumerate(self.columns)
+        ]
+        shown = self._fitting(widths, options.max_width)
+        too_wide = _total(widths, shown) > options.max_width
+        folded = [i for i in shown if self.columns[i].fold]
+        room = options.max_width - _total(widths, [i for i in shown if i not in folded]) - GAP * len(folded)
+        table = Table(box=None, padding=(0, GAP // 2), pad_edge=False, title=self.title)
+        for i in shown:
+            column = self.columns[i]
+            width = max(MIN_FOLDED, room // len(folded)) if column.fold and too_wide else None
+            table.add_column(column.header, no_wrap=not column.fold, overflow="fold", width=width)
+        for row in self.rows:
+            table.add_row(*(row[i] for i in shown))
+        yield table
+
+    def _fitting(self, widths: list[int], width: int) -> list[int]:
+        """The columns shown: all, less the droppable ones (lowest rank first) until the rest fit."""
+        shown = list(range(len(self.columns)))
+        droppable = sorted((c.drop, i) for i, c in enumerate(self.columns) if c.drop is not None)
+        for _, i in droppable:
+            if _total(widths, shown) <= width:
+                break
+            shown.remove(i)
+        return shown
+
+
+def _total(widths: list[int], shown: list[int]) -> int:
+    return sum(widths[i] for i in shown) + GAP * max(len(shown) - 1, 0)
+
+
+def _plain(cell: Cell) -> str:
+    return cell.plain if isinstance(cell, Text) else cell
 
 
 def status_text(status: str | None) -> Text:
@@ -56,19 +122,22 @@ def run_view(record: RunRecord) -> RenderableType:
         )
     )
     if report["discrepancies"]:
-        table = Table("instrument", "kind", "severity", "ledger", "venue", "diff %", "strategy", "outcome", box=None)
-        for d in report["discrepancies"]:
-            table.add_row(
-                instrument_name(d["category"], d["symbol"], d["leg"]),
-                d["kind"],
-                _severity(d["severity"]),
-                d["ledger_qty"],
-                d["venue_qty"],
-                _short_pct(d["diff_pct"]),
-                d["strategy"],
-                d["outcome"],
-            )
-        parts.append(table)
+        columns = [
+            Column("instrument", fold=True),
+            Column("kind"),
+            Column("severity"),
+            Column("ledger", drop=4),
+            Column("venue", drop=3),
+            Column("diff %", drop=1),
+            Column("strategy"),
+            Column("outcome", drop=2),
+        ]
+        rows: list[tuple[Cell, ...]] = [
+            (instrument_name(d["category"], d["symbol"], d["leg"]), d["kind"], _severity(d["severity"]),
+             d["ledger_qty"], d["venue_qty"], _short_pct(d["diff_pct"]), d["strategy"], d["outcome"])
+            for d in report["discrepancies"]
+        ]  # fmt: skip
+        parts.append(FittedTable(columns, rows))
     cash = report["cash"]
     if cash:
         expected = cash["expected"] if cash["expected"] is not None else "not set"
@@ -79,18 +148,21 @@ def run_view(record: RunRecord) -> RenderableType:
             line += f" -> {cash['strategy']}: {cash['action']}"
         parts.append(Text(line, style="yellow" if cash["severity"] else ""))
     if report["orders"]:
-        table = Table("order", "symbol", "kind", "books", "venue", "strategy", "outcome", box=None)
-        for o in report["orders"]:
-            table.add_row(
-                o["client_order_id"] or o["venue_order_id"],
-                o["symbol"],
-                o["kind"],
-                o["ledger_status"] or "-",
-                o["venue_status"] or "-",
-                o["strategy"],
-                o["outcome"],
-            )
-        parts.append(table)
+        order_columns = [
+            Column("order", fold=True),
+            Column("symbol"),
+            Column("kind"),
+            Column("books", drop=2),
+            Column("venue", drop=1),
+            Column("strategy"),
+            Column("outcome", drop=3),
+        ]
+        order_rows: list[tuple[Cell, ...]] = [
+            (o["client_order_id"] or o["venue_order_id"], o["symbol"], o["kind"], o["ledger_status"] or "-",
+             o["venue_status"] or "-", o["strategy"], o["outcome"])
+            for o in report["orders"]
+        ]  # fmt: skip
+        parts.append(FittedTable(order_columns, order_rows))
     if report["actions"]:
         parts.append(Text("  actions:", style="bold"))
         for a in report["actions"]:
@@ -114,38 +186,29 @@ def _short_pct(pct: str | None) -> str:
 
 def runs_view(lines: list[RunLine]) -> RenderableType:
     """A run listing as a table."""
-    table = Table("run", "bot", "account", "reason", "status", "discrepancies", "started (UTC)", box=None)
+    columns = [Column("run"), Column("bot"), Column("account"), Column("reason", drop=2), Column("status"),
+               Column("discrepancies", drop=1), Column("started (UTC)", drop=3)]  # fmt: skip
+    rows: list[tuple[Cell, ...]] = []
     for line in lines:
         status = status_text(line.status)
         if line.dry_run:
             status.append(" (dry)", style="magenta")
-        table.add_row(
-            str(line.run_id),
-            line.bot,
-            line.account,
-            line.reason,
-            status,
-            str(line.discrepancies),
-            reports.iso(line.started_at),
-        )
-    return table
+        started = reports.iso(line.started_at)
+        rows.append((str(line.run_id), line.bot, line.account, line.reason, status, str(line.discrepancies),
+                     started[:19].replace("T", " ") if started else "-"))  # fmt: skip
+    return FittedTable(columns, rows)
 
 
 def fleet_view(accounts: list[AccountStatus]) -> RenderableType:
     """Every account's state as a table."""
-    table = Table("bot", "account", "venue", "last run", "status", "open breaks", "halted", box=None)
-    for a in accounts:
-        halted = Text(f"HALTED: {a.halted_reason}", style="bold red") if a.halted else Text("no", style="green")
-        table.add_row(
-            a.bot,
-            a.account,
-            a.venue,
-            str(a.last_run_id or "-"),
-            status_text(a.last_status),
-            str(a.open_breaks),
-            halted,
-        )
-    return table
+    columns = [Column("bot"), Column("account"), Column("venue", drop=1), Column("last run", drop=2),
+               Column("status"), Column("open breaks", drop=3), Column("halted", fold=True)]  # fmt: skip
+    rows: list[tuple[Cell, ...]] = [
+        (a.bot, a.account, a.venue, str(a.last_run_id or "-"), status_text(a.last_status), str(a.open_breaks),
+         Text(f"HALTED: {a.halted_reason}", style="bold red") if a.halted else Text("no", style="green"))
+        for a in accounts
+    ]  # fmt: skip
+    return FittedTable(columns, rows)
 
 
 def books_view(document: dict[str, Any]) -> RenderableType:
