@@ -33,7 +33,7 @@ from tasks.arguments import (
     single_run_id,
 )
 from workers.alerts import deliver, raise_staleness_alerts
-from workers.celery import settings_of
+from workers.celery import delivered_from, settings_of
 from workers.coalescing import AccountBusy
 from workers.fleet import AccountConfig, Fleet, fleet_of
 from workers.follow_ups import (
@@ -116,7 +116,8 @@ class ReconTask(Task):  # type: ignore[misc]
         else:
             asked = error.retry_after if isinstance(error, RateLimited) else None
             countdown = backoff(self.request.retries, asked, self.settings.retry_backoff_max)
-        return self.retry(exc=error, countdown=countdown)  # type: ignore[no-any-return]
+        queue = delivered_from(self.request.delivery_info)  # back to the queue it came from
+        return self.retry(exc=error, countdown=countdown, queue=queue)  # type: ignore[no-any-return]
 
 
 def backoff(retries: int, retry_after: float | None, cap: int) -> float:
@@ -145,6 +146,7 @@ def reconcile_account(
         "account": request.account,
         "runs": [{"run_id": r.run_id, "status": r.status.value} for r in served.results],
         "deferred_to_holder": served.left_to_holder,
+        "holder_ticket": served.holder_ticket if served.left_to_holder else None,
         "already_served": served.already_served,
     }
 

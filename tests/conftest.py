@@ -2,6 +2,10 @@
 
 Postgres comes from RECON_TEST_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/test). When it
 cannot be reached the whole run stops with a message saying so: database tests are never skipped.
+
+The runtime tests marked ``on_both_brokers`` run twice: with Redis as message broker (RECON_TEST_REDIS_URL, the
+default) and with RabbitMQ (RECON_TEST_RABBITMQ_URL, default amqp://guest:guest@127.0.0.1:5672//, its queues
+purged before and after each test). A RabbitMQ that cannot be reached fails those tests, saying so; never a skip.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 import pytest
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
+from kombu.connection import Connection
 from redis import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -41,6 +46,7 @@ from workers.settings import Settings
 
 DEFAULT_TEST_URL = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = os.environ.get("RECON_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+RABBITMQ_URL = os.environ.get("RECON_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 EXAMPLES = Path(__file__).resolve().parent.parent / "cli" / "examples"
 
 
@@ -272,16 +278,69 @@ def redis() -> Iterator[Redis]:
     client.flushdb()
 
 
+BROKERS = ("redis", "rabbitmq")
+#: runs a test with Redis, then with RabbitMQ, as message broker (through the ``broker`` fixture)
+on_both_brokers = pytest.mark.parametrize("broker", BROKERS, indirect=True)
+#: where native delayed delivery keeps delayed messages on RabbitMQ (kombu's names), purged with our queues
+DELAY_QUEUES = tuple(f"celery_delayed_{level}" for level in range(28))
+
+
 @pytest.fixture
-def settings(postgres_url: str, example_fleet: Path, redis: Redis) -> Settings:
-    """Settings for the example fleet on the test Postgres and Redis, its bots' books written."""
+def broker(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The message broker's URL for the test's workers and senders: the test Redis, or RabbitMQ when the test is
+    parametrized with ``rabbitmq`` (``on_both_brokers``), its queues empty before and after."""
+    if getattr(request, "param", "redis") == "redis":
+        yield REDIS_URL
+        return
+    purge_rabbitmq()
+    yield RABBITMQ_URL
+    purge_rabbitmq()
+
+
+def purge_rabbitmq() -> None:
+    """Empty our queues and the delayed-delivery ones on the test RabbitMQ (those not declared yet are skipped);
+    one that cannot be reached fails the test, saying so."""
+    try:
+        with Connection(RABBITMQ_URL, connect_timeout=5) as connection:
+            connection.ensure_connection(max_retries=1)
+            for name in (*QUEUES, *DELAY_QUEUES):
+                channel = connection.channel()
+                try:
+                    channel.queue_purge(name)
+                except connection.channel_errors:
+                    continue  # not declared (the failed purge closed the channel)
+                channel.close()
+        return
+    except Exception as error:  # any failure to reach or use RabbitMQ fails the test with a clear message
+        problem = error
+    pytest.fail(
+        f"RabbitMQ is not usable at RECON_TEST_RABBITMQ_URL={Connection(RABBITMQ_URL).as_uri()}: {problem}\n"
+        "Start RabbitMQ or point RECON_TEST_RABBITMQ_URL at one; the broker tests are never skipped.",
+        pytrace=False,
+    )
+
+
+def queued(app: Celery, queue: str) -> int:
+    """How many messages wait in ``queue`` for a worker (taken but unacknowledged ones not counted), on either
+    broker."""
+    with app.connection_for_read() as connection:
+        try:
+            return int(connection.default_channel.queue_declare(queue=queue, passive=True).message_count)
+        except connection.channel_errors:
+            return 0  # not declared yet (Redis: an empty queue does not exist)
+
+
+@pytest.fixture
+def settings(postgres_url: str, example_fleet: Path, redis: Redis, broker: str) -> Settings:
+    """Settings for the example fleet on the test Postgres, Redis and message broker, its bots' books written."""
     database = Database(postgres_url)
     fleet = load_fleet(example_fleet)
     client = BooksClient(database, fleet=fleet)
     for config in fleet.accounts:
         seed_books(client, config, example_fleet.parent / "books" / f"{config.bot}_{config.account}.json")
     database.dispose()
-    return Settings(database_url=postgres_url, fleet=str(example_fleet), redis_url=REDIS_URL, coalesce_seconds=30)
+    return Settings(database_url=postgres_url, fleet=str(example_fleet), redis_url=REDIS_URL,
+                    broker_url=broker, coalesce_seconds=30)  # fmt: skip
 
 
 @pytest.fixture
@@ -289,12 +348,31 @@ def app(settings: Settings) -> Celery:
     return create_app(settings)
 
 
+def in_process_worker(app: Celery, **options: Any) -> Any:
+    """A real worker in this process (threads pool, two threads, every queue unless told), as a context manager.
+
+    Its heartbeat keeps its event loop waking up: on RabbitMQ a worker without one takes 10 s to stop.
+    """
+    return start_worker(app, **{"pool": "threads", "concurrency": 2, "perform_ping_check": False,
+                                "queues": list(QUEUES), "loglevel": "WARNING", "shutdown_timeout": 30,
+                                "without_heartbeat": False, **options})  # fmt: skip
+
+
 @pytest.fixture
 def worker(app: Celery) -> Iterator[Any]:
     """A real worker in this process (threads pool) consuming every queue."""
-    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, queues=list(QUEUES),
-                      loglevel="WARNING", shutdown_timeout=30) as running:  # fmt: skip
+    with in_process_worker(app) as running:
         yield running
 
 
-__all__ = ["REDIS_URL", "Clock", "SimState", "books_for", "reconcile", "serve_in_process"]
+__all__ = [
+    "RABBITMQ_URL",
+    "REDIS_URL",
+    "Clock",
+    "SimState",
+    "books_for",
+    "on_both_brokers",
+    "queued",
+    "reconcile",
+    "serve_in_process",
+]

@@ -1,7 +1,9 @@
 """The deployment files run what docs/operations.md says they run.
 
-There is no Docker engine on these machines, so docker-compose.yml is parsed (PyYAML, anchors and merge keys
-resolved) and checked for the facts the service relies on: one image, migration before workers, one beat,
+There is no Docker engine on these machines, so docker-compose.yml is validated against the Compose
+Specification's JSON schema (the copy vendored by check-jsonschema 0.39.0, pinned in pyproject.toml; upstream
+compose-spec/compose-spec, Apache-2.0), then parsed (PyYAML, anchors and merge keys resolved) and checked for
+the facts the service relies on: one image, migration before workers, two beats on one locked schedule,
 Flower behind a login, no password written in the file. The Procfile is checked against the executables this
 project installs into the environment running the tests, and against the compose commands.
 """
@@ -11,12 +13,14 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from workers.celery import create_app
 from workers.schedule import QUEUES as APP_QUEUES
 from workers.settings import Settings
 
@@ -46,11 +50,13 @@ def _command(service: dict[str, Any]) -> list[str]:
 
 
 def _procfile_args(line: str) -> list[str]:
-    """A Procfile command's words, after an optional ``umask NNN && exec`` prefix."""
+    """A Procfile command's words, after an optional ``umask NNN && exec`` or ``NAME=value exec`` prefix."""
     args = shlex.split(line)
     if args[:1] == ["umask"] and args[2:4] == ["&&", "exec"]:
         return args[4:]
-    return args
+    while args and re.fullmatch(r"[A-Z_]+=.*", args[0]):
+        args = args[1:]
+    return args[1:] if args[:1] == ["exec"] else args
 
 
 def _environment(service: dict[str, Any]) -> dict[str, str]:
@@ -198,11 +204,13 @@ def test_worker_stop_grace_period_outlasts_the_hard_time_limit(services: dict[st
     assert grace == 330
 
 
-def test_exactly_one_beat(services: dict[str, dict[str, Any]]) -> None:
+def test_two_beats_share_one_locked_schedule(services: dict[str, dict[str, Any]]) -> None:
     beat = services["beat"]
-    assert int((beat.get("deploy") or {}).get("replicas", 1)) == 1
-    assert int(beat.get("scale", 1)) == 1
-    assert _flag(_command(beat), "--schedule") == "/tmp/celerybeat-schedule"
+    assert int((beat.get("deploy") or {}).get("replicas", 1)) == 2
+    assert _flag(_command(beat), "--schedule") is None, "the schedule lives in Redis, not in a file per beat"
+    app = create_app(Settings())
+    assert app.conf.beat_scheduler == "workers.beat:Scheduler"
+    assert app.conf.redbeat_lock_timeout == Settings().beat_lock_timeout
     runs_beat = [
         name
         for name, service in services.items()
@@ -210,6 +218,11 @@ def test_exactly_one_beat(services: dict[str, dict[str, Any]]) -> None:
         and (_command(service)[3:4] == ["beat"] or "-B" in _command(service) or "--beat" in _command(service))
     ]
     assert runs_beat == [], "only the beat service may run the scheduler"
+
+
+def test_the_procfile_runs_worker_and_beat_with_json_logs(procfile: dict[str, str]) -> None:
+    for process in ("worker", "beat"):
+        assert shlex.split(procfile[process])[:2] == ["RECON_LOG_FORMAT=${RECON_LOG_FORMAT:-json}", "exec"]
 
 
 def test_flower_requires_a_login_from_the_environment_and_bounds_its_memory(
@@ -275,6 +288,29 @@ def test_fleet_file_is_mounted_read_only_where_it_is_read(services: dict[str, di
     assert mount["read_only"], f"{name}: mount the fleet file read-only"
 
 
+def check_against_compose_schema(path: Path) -> subprocess.CompletedProcess[str]:
+    """``check-jsonschema`` run on ``path`` with its vendored Compose Specification schema."""
+    return subprocess.run([str(VENV_BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(path)],
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+
+
+def test_the_compose_file_is_valid_under_the_compose_specification_schema() -> None:
+    done = check_against_compose_schema(ROOT / "docker-compose.yml")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_schema_check_refuses_a_compose_file_the_specification_does_not_allow(tmp_path: Path) -> None:
+    broken = (ROOT / "docker-compose.yml").read_text().replace("stop_grace_period: 330s", "stop_grace_period: [330]")
+    assert broken != (ROOT / "docker-compose.yml").read_text()
+    (tmp_path / "docker-compose.yml").write_text(broken)
+
+    done = check_against_compose_schema(tmp_path / "docker-compose.yml")
+
+    assert done.returncode == 1
+    assert "stop_grace_period" in done.stdout
+
+
 # ---------------------------------------------------------------- Procfile
 
 
@@ -306,7 +342,8 @@ def test_procfile_and_compose_run_the_same_commands(
     def comparable(args: list[str]) -> list[str]:
         # Where Flower keeps its db and how the shell or Compose spells the required variable may differ.
         # Where Flower listens differs too: loopback on a host, every interface inside its container.
-        return [arg for arg in args if not arg.startswith(("--db=", "--basic-auth=", "--address="))]
+        # On a host Flower's port is a setting (FLOWER_PORT); Compose publishes 5555.
+        return [arg for arg in args if not arg.startswith(("--db=", "--basic-auth=", "--address=", "--port="))]
 
     assert comparable(_procfile_args(procfile[process])) == comparable(_command(services[process]))
 

@@ -77,15 +77,29 @@ class Trigger:
 
 def record_trigger(redis: Redis, config: AccountConfig, reason: str, settings: Settings) -> Trigger:
     """Count a trigger and claim the pending key; the caller queues a task when ``queued``."""
+    ticket = take_ticket(redis, config, reason)
+    with redis_errors():
+        queued = bool(redis.set(f"{account_key(config.bot, config.account)}:pending", reason, nx=True,
+                                ex=settings.coalesce_seconds))  # fmt: skip
+    return Trigger(ticket, queued)
+
+
+def take_ticket(redis: Redis, config: AccountConfig, reason: str) -> int:
+    """Count a request for a run of the account: its ticket is served once ``served`` reaches it."""
     key = account_key(config.bot, config.account)
     with redis_errors():
         pipe = redis.pipeline(transaction=True)
         pipe.hincrby(f"{key}:triggers", "requested", 1)
         pipe.hset(f"{key}:triggers", "reason", reason)
         pipe.expire(f"{key}:triggers", TRIGGERS_TTL_SECONDS)
-        ticket = int(pipe.execute()[0])
-        queued = bool(redis.set(f"{key}:pending", reason, nx=True, ex=settings.coalesce_seconds))
-    return Trigger(ticket, queued)
+        return int(pipe.execute()[0])
+
+
+def served_count(redis: Redis, config: AccountConfig) -> int:
+    """The highest ticket of the account that a committed run has served."""
+    with redis_errors():
+        served = redis.hget(f"{account_key(config.bot, config.account)}:triggers", "served")
+    return int(served or 0)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -94,6 +108,7 @@ class Served:
 
     results: tuple[RunResult, ...] = ()
     left_to_holder: bool = False
+    holder_ticket: int | None = None
     already_served: bool = False
     more_requested: bool = False
 
@@ -122,13 +137,13 @@ class AccountLock:
         except (LockError, CoordinationUnavailable):
             log.warning("the account lock of %s expired or could not be released", self.label)
 
-    def ask_holder_for_more(self) -> None:
-        """Make whoever holds the lock run once more when its run ends."""
+    def ask_holder_for_more(self) -> int:
+        """Make whoever holds the lock run once more when its run ends; the ticket that run serves."""
         with redis_errors():
             pipe = self.redis.pipeline(transaction=True)
             pipe.hincrby(f"{self.key}:triggers", "requested", 1)
             pipe.expire(f"{self.key}:triggers", TRIGGERS_TTL_SECONDS)
-            pipe.execute()
+            return int(pipe.execute()[0])
 
     def counts(self) -> tuple[int, int, str | None]:
         """``requested``, ``served`` and the latest trigger's reason."""
@@ -170,8 +185,8 @@ def serve(
             if dry_run:
                 raise AccountBusy(f"{lock.label} is being reconciled; trying again shortly")
             if ticket is None:  # a triggered request is counted already; any other one asks for a round of its own
-                lock.ask_holder_for_more()
-            return Served(tuple(results), left_to_holder=not results)
+                ticket = lock.ask_holder_for_more()
+            return Served(tuple(results), left_to_holder=not results, holder_ticket=ticket)
         try:
             if ticket is not None and not results and lock.counts()[1] >= ticket:
                 return Served(already_served=True)

@@ -1,7 +1,8 @@
 """Logging: one JSON object per line in workers (``RECON_LOG_FORMAT=json``), readable text otherwise.
 
 Every line carries the bot, account, run id and task id it concerns when the code logging it knows them
-(``extra={"bot": ..., "account": ..., "run_id": ...}``; the task id is added inside Celery tasks).
+(``extra={"bot": ..., "account": ..., "run_id": ...}``; the task id is added inside Celery tasks): as fields in
+JSON, as a trailing ``[bot=… account=… run_id=… task_id=…]`` in text.
 """
 
 from __future__ import annotations
@@ -14,19 +15,30 @@ from typing import Any
 from workers.settings import Settings
 
 CONTEXT_FIELDS = ("bot", "account", "run_id", "task_id", "status")
+ACCOUNT_TASKS = frozenset({"recon.reconcile", "recon.recheck"})  # called with (bot, account, ...)
+RUN_TASKS = frozenset({"recon.send_orders", "recon.alerts", "recon.backfill"})  # called with (run_id,)
 
 
 class TaskContext(logging.Filter):
-    """Adds the id of the Celery task being executed, if any, to every record."""
+    """Adds the Celery task being executed, if any, to every record: its id, and the bot and account (or run id)
+    its arguments name, so Celery's own lines about a run's task name the account too."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "task_id"):
-            from celery import current_task  # noqa: PLC0415 - only worker processes have tasks
+        if hasattr(record, "task_id"):
+            return True
+        from celery import current_task  # noqa: PLC0415 - only worker processes have tasks
 
-            request = getattr(current_task, "request", None)
-            task_id = getattr(request, "id", None)
-            if task_id:
-                record.task_id = task_id
+        request = getattr(current_task, "request", None)
+        task_id = getattr(request, "id", None)
+        if not task_id:
+            return True
+        record.task_id = task_id
+        args = list(getattr(request, "args", None) or ())
+        name = getattr(current_task, "name", "")
+        if name in ACCOUNT_TASKS and len(args) >= 2 and not hasattr(record, "bot"):
+            record.bot, record.account = args[0], args[1]
+        elif name in RUN_TASKS and args and not hasattr(record, "run_id"):
+            record.run_id = args[0]
         return True
 
 
@@ -46,6 +58,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """A readable line: time, level, logger, message, then the context it concerns (``[bot=… account=… run_id=…
+    task_id=…]``), so a text log names the account of every line about a run, as the JSON log does."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        context = " ".join(f"{name}={getattr(record, name)}" for name in CONTEXT_FIELDS if hasattr(record, name))
+        if not context:
+            return line
+        first, newline, rest = line.partition("\n")  # a traceback stays below the line it explains
+        return f"{first} [{context}]{newline}{rest}"
+
+
 def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
     """Send every log record to stderr, as JSON or as text per ``settings.log_format``."""
     handler = logging.StreamHandler()
@@ -53,7 +81,7 @@ def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -1,9 +1,12 @@
-"""Connections a worker process keeps: one database engine and one Redis client per URL, made after fork."""
+"""Connections a worker process keeps: one database engine and one Redis client per URL, made after fork; and the
+checks that Redis and the message broker answer, made before a command relies on them."""
 
 from __future__ import annotations
 
 from functools import cache
 
+from kombu.connection import Connection
+from kombu.exceptions import OperationalError
 from redis import Redis
 from redis.exceptions import RedisError
 
@@ -62,6 +65,44 @@ def checked_redis(settings: Settings) -> Redis:
         where = without_password(url)
         raise CoordinationUnavailable(f"Redis unavailable at {where}: {str(error).strip().splitlines()[0]}") from error
     return redis
+
+
+BROKER_CHECK_SECONDS = 5
+
+
+def broker_errors(url: str) -> tuple[type[BaseException], ...]:
+    """What a failing message broker at ``url`` raises through Celery and kombu: kombu's ``OperationalError`` and the
+    transport's own connection and channel errors (RabbitMQ refusing a login or a vhost is not wrapped)."""
+    transport = Connection(url)  # type: ignore[no-untyped-call]  # kombu is untyped
+    return (OperationalError, *transport.connection_errors, *transport.channel_errors)
+
+
+def broker_unavailable(url: str, error: BaseException) -> CoordinationUnavailable:
+    """The one-line error for a message broker at ``url`` that failed with ``error`` (no password shown)."""
+    return CoordinationUnavailable(f"the message broker is unavailable at {without_password(url)}: {first_line(error)}")
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, or its type's name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def checked_broker(settings: Settings) -> None:
+    """Check that the message broker answers, when it is not ``RECON_REDIS_URL``'s Redis (``checked_redis`` checks
+    that one): one that does not is ``CoordinationUnavailable`` at once, not after Celery's retries."""
+    url = settings.broker
+    if url == settings.redis_url.get_secret_value():
+        return
+    connection = Connection(url, connect_timeout=BROKER_CHECK_SECONDS)  # type: ignore[no-untyped-call]
+    try:
+        connection.ensure_connection(  # type: ignore[no-untyped-call]
+            max_retries=1, interval_start=0, interval_step=0, timeout=BROKER_CHECK_SECONDS
+        )
+    except broker_errors(url) as error:
+        raise broker_unavailable(url, error) from error
+    finally:
+        connection.release()  # type: ignore[no-untyped-call]
 
 
 def forget_connections() -> None:

@@ -1,4 +1,5 @@
-"""The distributed runtime with a real Celery worker (threads pool), real Redis and real Postgres."""
+"""The distributed runtime with a real Celery worker (threads pool), real Redis and real Postgres; the core paths
+(a queued run, coalesced triggers) with Redis and with RabbitMQ as message broker."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import tasks.reconcile  # noqa: F401 - registers the tasks on the test app
 from models import Alert, Fill, Run, history
 from models.database import Database
 from reconciliation.values import Snapshot
-from tests.conftest import reconcile
+from tests.conftest import on_both_brokers, queued, reconcile
 from venues.sim import SimVenue
 from workers.alerts import raise_staleness_alerts
 from workers.books import BooksClient
@@ -56,6 +57,7 @@ def test_beat_has_one_entry_per_bot_and_account_of_the_example_fleet(app: Celery
     assert (entry["schedule"], entry["options"]["queue"], entry["options"]["expires"]) == (120.0, "recon.sim", 108.0)
 
 
+@on_both_brokers
 def test_a_queued_run_completes_and_its_report_is_in_postgres(app: Celery, worker: Any, settings: Settings) -> None:
     outcome = app.send_task(RECONCILE_TASK, args=["lxalgo", "paper", "manual"], queue="recon.sim").get(timeout=TIMEOUT)
 
@@ -73,6 +75,7 @@ def test_an_unknown_account_is_refused_and_nothing_runs(app: Celery, worker: Any
     assert runs_of(settings, "nobody", "paper") == []
 
 
+@on_both_brokers
 def test_fifty_concurrent_triggers_queue_one_run_and_write_no_duplicates(
     app: Celery, worker: Any, settings: Settings, redis: Redis
 ) -> None:
@@ -87,7 +90,7 @@ def test_fifty_concurrent_triggers_queue_one_run_and_write_no_duplicates(
 
     # one queued run, plus at most one follow-up (a second task or a second round of the holder)
     assert 1 <= queued.count(True) <= 2
-    _wait_until_idle(redis, settings, "lxalgo", "live")
+    _wait_until_idle(redis, app, settings, "lxalgo", "live")
     database = Database(settings.database_url.get_secret_value())
     with database.reading() as session:
         fills = session.scalar(select(func.count()).select_from(Fill))
@@ -143,7 +146,7 @@ def test_a_run_finding_the_account_busy_leaves_it_to_the_holder_which_runs_once_
     assert not redis.exists(f"{account_key('lxalgo', 'paper')}:lock")
 
 
-def _wait_until_idle(redis: Redis, settings: Settings, bot: str, account: str) -> None:
+def _wait_until_idle(redis: Redis, app: Celery, settings: Settings, bot: str, account: str) -> None:
     """Until nothing is queued, the account is unlocked and no run is unfinished, for half a second in a row."""
     deadline = time.monotonic() + TIMEOUT
     quiet_since: float | None = None
@@ -152,7 +155,7 @@ def _wait_until_idle(redis: Redis, settings: Settings, bot: str, account: str) -
         idle = (
             bool(lines)
             and all(line.status != "running" for line in lines)
-            and not redis.llen("recon.sim")
+            and not queued(app, "recon.sim")
             and not redis.exists(f"{account_key(bot, account)}:lock")
         )
         quiet_since = (quiet_since or time.monotonic()) if idle else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -21,11 +22,14 @@ from pathlib import Path
 import pytest
 
 from cli.app import main
+from tests.conftest import RABBITMQ_URL, REDIS_URL
 
 RECON = Path(sys.executable).parent / "recon"
 EXAMPLES = Path(__file__).resolve().parents[2] / "cli" / "examples"
 UNREACHABLE_POSTGRES = "postgresql://postgres:s3cret@127.0.0.1:1/x"
 UNREACHABLE_REDIS = "redis://:s3cret@127.0.0.1:1/0"
+UNREACHABLE_BROKER = "amqp://guest:s3cret@127.0.0.1:1//"
+WRONG_PASSWORD_BROKER = re.sub(r"(://[^:/@]*)(:[^@]*)?@", r"\1:s3cret@", RABBITMQ_URL, count=1)
 POSTGRES = "{postgres}"  # replaced by the test Postgres schema's URL
 LONG_LINE = 600  # an error line never echoes a huge input whole
 USAGE, FAILED, INTERNAL = 2, 3, 5
@@ -315,6 +319,34 @@ CASES = [
         "Redis unavailable",
         env={"RECON_REDIS_URL": UNREACHABLE_REDIS},
         then=books_untouched,
+    ),
+    Case(
+        "trigger-broker-unreachable",
+        ("trigger", "lxalgo", "paper"),
+        FAILED,
+        "the message broker is unavailable at amqp://guest:***@127.0.0.1:1//: [Errno 111] Connection refused",
+        env={"RECON_REDIS_URL": REDIS_URL, "RECON_BROKER_URL": UNREACHABLE_BROKER},
+    ),
+    Case(
+        "queue-broker-refuses-the-login",
+        ("reconcile", "lxalgo", "paper", "--queue"),
+        FAILED,
+        "ACCESS_REFUSED",
+        env={"RECON_REDIS_URL": REDIS_URL, "RECON_BROKER_URL": WRONG_PASSWORD_BROKER},
+    ),
+    Case(
+        "workers-broker-unreachable",
+        ("workers",),
+        FAILED,
+        "the message broker is unavailable at amqp://",
+        env={"RECON_REDIS_URL": REDIS_URL, "RECON_BROKER_URL": UNREACHABLE_BROKER},
+    ),
+    Case(
+        "broker-url-garbage",
+        ("trigger", "lxalgo", "paper"),
+        USAGE,
+        "invalid setting RECON_BROKER_URL: not a message broker URL (scheme 'http'): use redis://, rediss://, amqp://",
+        env={"RECON_BROKER_URL": "http://user:s3cret@example.com/"},
     ),
     Case(
         "redis-url-garbage",

@@ -1,11 +1,27 @@
-"""Worker logs are one JSON object per line with the bot, account, run and task they concern."""
+"""Worker logs name the bot, account, run and task of every line about a run: as JSON fields, or at the end of a
+text line."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
+from redis import Redis
+
+from tests.workers.test_worker_kill import wait_for
+from workers.celery import create_app
 from workers.logs import JsonFormatter, TaskContext
+from workers.schedule import RECONCILE_TASK
+from workers.settings import Settings
+
+REDIS_URL = os.environ.get("RECON_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_record_with_context_is_one_json_line_with_those_fields() -> None:
@@ -32,3 +48,57 @@ def test_outside_a_task_no_task_id_is_invented() -> None:
 
     assert TaskContext().filter(record)
     assert "task_id" not in json.loads(JsonFormatter().format(record))
+
+
+# --- a real worker's log, as operators read it ----------------------------------------------------------------------
+
+
+def worker_log(fleet: Path, database_url: str, log_format: str, log_file: Path) -> list[str]:
+    """The lines a prefork worker writes to stderr while serving one triggered run of lxalgo/paper."""
+    redis = Redis.from_url(REDIS_URL)
+    redis.flushdb()
+    env = {**os.environ, "RECON_DATABASE_URL": database_url, "RECON_FLEET": str(fleet), "RECON_REDIS_URL": REDIS_URL,
+           "RECON_LOG_FORMAT": log_format, "PYTHONPATH": str(ROOT)}  # fmt: skip
+    with log_file.open("wb") as sink:
+        worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=prefork",
+                                   "--concurrency=1", "--queues=recon.sim,recon.default", "--without-gossip",
+                                   "--without-mingle", "-n", f"logs-{log_format}@%h", "--loglevel=INFO"],
+                                  env=env, cwd=ROOT, start_new_session=True, stdout=sink, stderr=sink)  # fmt: skip
+        try:
+            app = create_app(Settings(database_url=database_url, fleet=str(fleet), redis_url=REDIS_URL))
+            wait_for(lambda: app.control.inspect(timeout=1).active_queues(), 60)
+            outcome = app.send_task(RECONCILE_TASK, args=["lxalgo", "paper", "large_fill"], queue="recon.sim")
+            outcome.get(timeout=60)
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=30)
+            redis.flushdb()
+    return log_file.read_text().splitlines()
+
+
+def test_every_json_line_about_a_run_names_bot_account_run_and_task(
+    settings: Settings, tmp_path: Path, postgres_url: str
+) -> None:
+    lines = worker_log(Path(str(settings.fleet)), postgres_url, "json", tmp_path / "worker.log")
+
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    about_the_run = [r for r in records if r["logger"] in ("workers.pipeline", "celery.app.trace")]
+    assert [r["message"].split(":")[0] for r in about_the_run][:2] == ["run started", "run finished"]
+    for record in about_the_run:
+        assert (record["bot"], record["account"]) == ("lxalgo", "paper"), record
+        assert record["task_id"], record
+    assert all("run_id" in r for r in about_the_run if r["logger"] == "workers.pipeline")
+
+
+def test_every_text_line_about_a_run_ends_with_its_context(
+    settings: Settings, tmp_path: Path, postgres_url: str
+) -> None:
+    lines = worker_log(Path(str(settings.fleet)), postgres_url, "text", tmp_path / "worker.log")
+
+    about_the_run = [line for line in lines if " workers.pipeline: " in line or " celery.app.trace: " in line]
+    assert len(about_the_run) >= 3
+    for line in about_the_run:
+        context = re.search(r" \[(bot=\S+ account=\S+ .*task_id=\S+.*)\]$", line)
+        assert context is not None, line
+        assert "bot=lxalgo account=paper" in context.group(1)
+    assert all("run_id=" in line for line in about_the_run if " workers.pipeline: " in line)

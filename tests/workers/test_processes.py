@@ -133,10 +133,9 @@ def test_flower_as_the_procfile_starts_it_asks_for_the_login_listens_on_loopback
 ) -> None:
     port = free_port()
     env = {**os.environ, "RECON_FLEET": str(fleet_every_second), "RECON_REDIS_URL": REDIS_URL,
-           "PYTHONPATH": str(ROOT), "FLOWER_BASIC_AUTH": "ops:s3cret",
+           "PYTHONPATH": str(ROOT), "FLOWER_BASIC_AUTH": "ops:s3cret", "FLOWER_PORT": str(port),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # fmt: skip
-    command = procfile_line("flower").replace("--port=5555", f"--port={port}")
-    flower = subprocess.Popen(["sh", "-c", command], env=env, cwd=tmp_path, start_new_session=True,
+    flower = subprocess.Popen(["sh", "-c", procfile_line("flower")], env=env, cwd=tmp_path, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         deadline = time.monotonic() + 30

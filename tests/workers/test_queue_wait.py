@@ -1,11 +1,13 @@
 """``recon reconcile --queue`` as an operator meets it: no worker, a wait that runs out, progress on a terminal.
 
 No worker consuming the account's queue is exit 6 within seconds and nothing is sent. A wait that runs out is
-exit 7; the request is withdrawn, so a worker that takes it later discards it instead of running it.
+exit 7; the request is withdrawn, so a worker that takes it later discards it instead of running it (RabbitMQ drops
+it itself when it expires). Each test runs with Redis and with RabbitMQ as message broker.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -19,9 +21,10 @@ from pathlib import Path
 from celery.result import AsyncResult
 from redis import Redis
 
-from tests.conftest import feed
+from tests.conftest import feed, on_both_brokers, queued
 from tests.workers.test_worker_kill import runs, start_worker_process, wait_for
 from workers.celery import create_app
+from workers.schedule import RECONCILE_TASK
 from workers.settings import Settings
 
 REDIS_URL = os.environ.get("RECON_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -29,15 +32,15 @@ RECON = Path(sys.executable).parent / "recon"
 NO_WORKER, WAIT_EXPIRED, INTERRUPTED = 6, 7, 130
 
 
-def recon_env(fleet: Path, database_url: str) -> dict[str, str]:
+def recon_env(fleet: Path, database_url: str, broker: str = REDIS_URL) -> dict[str, str]:
     return {**os.environ, "RECON_FLEET": str(fleet), "RECON_DATABASE_URL": database_url,
-            "RECON_REDIS_URL": REDIS_URL}  # fmt: skip
+            "RECON_REDIS_URL": REDIS_URL, "RECON_BROKER_URL": broker}  # fmt: skip
 
 
-def queued(fleet: Path, database_url: str, wait: str, *, stderr: int) -> subprocess.Popen[bytes]:
+def waiting(fleet: Path, database_url: str, broker: str, wait: str, *, stderr: int) -> subprocess.Popen[bytes]:
     """``recon reconcile lxalgo paper --queue --wait WAIT`` started in the background."""
     return subprocess.Popen([str(RECON), "reconcile", "lxalgo", "paper", "--queue", "--wait", wait],
-                            env=recon_env(fleet, database_url), cwd=fleet.parent, stdout=subprocess.PIPE,
+                            env=recon_env(fleet, database_url, broker), cwd=fleet.parent, stdout=subprocess.PIPE,
                             stderr=stderr)  # fmt: skip
 
 
@@ -67,15 +70,18 @@ class Terminal:
         return b"".join(self.chunks).decode(errors="replace")
 
 
+@on_both_brokers
 def test_no_worker_on_the_accounts_queue_is_exit_6_at_once_and_nothing_is_sent(
-    example_fleet: Path, postgres_url: str
+    example_fleet: Path, postgres_url: str, broker: str
 ) -> None:
     redis = Redis.from_url(REDIS_URL)
     redis.flushdb()
+    app = create_app(Settings(database_url=postgres_url, fleet=str(example_fleet), redis_url=REDIS_URL,
+                              broker_url=broker))  # fmt: skip
     began = time.monotonic()
     done = subprocess.run([str(RECON), "reconcile", "lxalgo", "paper", "--queue"], check=False,
-                          env=recon_env(example_fleet, postgres_url), cwd=example_fleet.parent, capture_output=True,
-                          timeout=60)  # fmt: skip
+                          env=recon_env(example_fleet, postgres_url, broker), cwd=example_fleet.parent,
+                          capture_output=True, timeout=60)  # fmt: skip
     took = time.monotonic() - began
 
     assert done.returncode == NO_WORKER
@@ -84,32 +90,37 @@ def test_no_worker_on_the_accounts_queue_is_exit_6_at_once_and_nothing_is_sent(
     ]
     assert done.stdout == b""
     assert took < 30, "the check does not wait out --wait's 300 s"
-    assert redis.llen("recon.sim") == 0, "nothing waits in the queue for a worker that comes later"
+    assert queued(app, "recon.sim") == 0, "nothing waits in the queue for a worker that comes later"
     assert runs(postgres_url) == []
 
 
+@on_both_brokers
 def test_callers_who_stop_waiting_get_exit_7_or_130_and_their_withdrawn_requests_never_run(
-    blocking_fleet: Path, postgres_url: str
+    blocking_fleet: Path, postgres_url: str, broker: str
 ) -> None:
     """One pool process: the first run blocks reading its venue, so later requests wait in the queue.
 
     The first caller's wait runs out while its run is under way; the second's while its request is queued; the
-    third presses ^C. The first run finishes when the venue answers; the worker discards the other two.
+    third presses ^C. The first run finishes when the venue answers; the worker discards the other two (on
+    RabbitMQ the second's request expires in the broker first, and is dropped there).
     """
     redis = Redis.from_url(REDIS_URL)
     redis.flushdb()
-    app = create_app(Settings(database_url=postgres_url, fleet=str(blocking_fleet), redis_url=REDIS_URL))
-    worker = start_worker_process(blocking_fleet, postgres_url, "waited", limits={})  # no run outlives its limit here
+    on_rabbitmq = broker.startswith("amqp")
+    app = create_app(Settings(database_url=postgres_url, fleet=str(blocking_fleet), redis_url=REDIS_URL,
+                              broker_url=broker))  # fmt: skip
+    worker = start_worker_process(blocking_fleet, postgres_url, "waited", limits={}, broker=broker)  # no limit hit
     terminal = Terminal()
     try:
         wait_for(lambda: app.control.inspect(timeout=1).active_queues(), 60)
-        first = queued(blocking_fleet, postgres_url, "10", stderr=subprocess.PIPE)
+        first = waiting(blocking_fleet, postgres_url, broker, "10", stderr=subprocess.PIPE)
         wait_for(lambda: runs(postgres_url) == [("manual", "running")], 60)  # blocked reading the venue
-        second = queued(blocking_fleet, postgres_url, "3", stderr=terminal.writer)
+        second = waiting(blocking_fleet, postgres_url, broker, "3", stderr=terminal.writer)
         second_out, _ = second.communicate(timeout=60)
         shown = terminal.text()
-        third = queued(blocking_fleet, postgres_url, "120", stderr=subprocess.PIPE)
-        wait_for(lambda: redis.llen("recon.sim") == 2, 60)  # the second's and the third's requests
+        third = waiting(blocking_fleet, postgres_url, broker, "120", stderr=subprocess.PIPE)
+        # the third's request behind the second's; on RabbitMQ the second's expired (after 3 s) and was dropped
+        wait_for(lambda: queued(app, "recon.sim") == (1 if on_rabbitmq else 2), 60)
         third.send_signal(signal.SIGINT)
         third_out, third_err = third.communicate(timeout=60)
         first_out, first_err = first.communicate(timeout=60)
@@ -119,7 +130,7 @@ def test_callers_who_stop_waiting_get_exit_7_or_130_and_their_withdrawn_requests
         withdrawn = re.search(r"task ([0-9a-f-]{36})", shown)
         assert withdrawn is not None, shown
         wait_for(lambda: AsyncResult(withdrawn.group(1), app=app).state == "REVOKED", 60)
-        wait_for(lambda: redis.llen("recon.sim") == 0, 30)
+        wait_for(lambda: queued(app, "recon.sim") == 0, 30)
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGTERM)
@@ -149,3 +160,42 @@ def test_callers_who_stop_waiting_get_exit_7_or_130_and_their_withdrawn_requests
 
 def _example_state() -> str:
     return (Path(__file__).resolve().parents[2] / "cli" / "examples" / "venues" / "lxalgo_paper.json").read_text()
+
+
+@on_both_brokers
+def test_a_request_that_finds_the_account_held_is_served_by_the_holders_next_run_and_shows_its_report(
+    blocking_fleet: Path, postgres_url: str, broker: str
+) -> None:
+    """Two pool processes: the CLI's task finds the account held and leaves its ticket to the holder, which runs
+    once more for it; the CLI waits for that run and prints its report."""
+    redis = Redis.from_url(REDIS_URL)
+    redis.flushdb()
+    app = create_app(Settings(database_url=postgres_url, fleet=str(blocking_fleet), redis_url=REDIS_URL,
+                              broker_url=broker))  # fmt: skip
+    worker = start_worker_process(blocking_fleet, postgres_url, "held", limits={}, concurrency=2, broker=broker)
+    pipe = blocking_fleet.parent / "venues" / "lxalgo_paper.json"
+    try:
+        wait_for(lambda: app.control.inspect(timeout=1).active_queues(), 60)
+        app.send_task(RECONCILE_TASK, args=["lxalgo", "paper", "manual"], queue="recon.sim")
+        wait_for(lambda: runs(postgres_url) == [("manual", "running")], 60)  # the holder, blocked on the venue
+        cli = subprocess.Popen([str(RECON), "reconcile", "lxalgo", "paper", "--queue", "--wait", "120", "--json"],
+                               env=recon_env(blocking_fleet, postgres_url, broker), cwd=blocking_fleet.parent,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        wait_for(lambda: redis.keys("celery-task-meta-*"), 60)  # the CLI's task ended: left to the holder
+        feed(pipe, _example_state()).join(timeout=60)
+        wait_for(lambda: runs(postgres_url) == [("manual", "resolved"), ("manual", "running")], 60)
+        feed(pipe, _example_state()).join(timeout=60)
+        out, err = cli.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+        redis.flushdb()
+
+    assert err == b""
+    report = json.loads(out)
+    assert (cli.returncode, report["run_id"], report["status"]) == (0, 2, "in_sync")
+    assert runs(postgres_url) == [("manual", "resolved"), ("manual", "in_sync")]

@@ -1,7 +1,8 @@
 """A finding deferred by the grace window is decided when the window ends, not an interval later.
 
 Real Celery worker (threads pool), Redis and Postgres; lxalgo/paper follows the venue with a 6 s grace window
-and a 300 s interval, so only the recheck can decide within the test's time.
+and a 300 s interval, so only the recheck can decide within the test's time. The recheck is an ETA task: held by
+the worker on Redis, delayed by RabbitMQ itself on RabbitMQ; both are tried.
 """
 
 from __future__ import annotations
@@ -13,16 +14,19 @@ from typing import Any
 
 import pytest
 from celery import Celery
+from celery.result import AsyncResult
 from redis import Redis
 from sqlalchemy import select
 
 from cli.app import main
 from models import Run
 from models.database import Database
+from tests.conftest import in_process_worker, on_both_brokers
 from workers.books import BooksClient
 from workers.fleet import load_fleet
 from workers.schedule import RECONCILE_TASK
 from workers.settings import Settings
+from workers.triggers import send_task
 
 GRACE_SECONDS = 6  # the burst of three runs fits inside it on a loaded machine
 TIMEOUT = 60
@@ -60,6 +64,7 @@ def reconcile_now(app: Celery) -> dict[str, Any]:
     return result
 
 
+@on_both_brokers
 def test_a_fill_in_flight_is_decided_by_one_run_when_its_grace_window_ends(
     short_grace: Path, settings: Settings, app: Celery, worker: Any, redis: Redis
 ) -> None:
@@ -113,3 +118,15 @@ def test_a_run_the_cli_serves_in_process_leaves_its_recheck_to_the_workers(
     assert done.value.code == 1  # the CLI's run: discrepancies found (ETH deferred)
     reconciliations = [r.reason for r in runs(settings) if r.reason != "backfill"]  # the close was estimated
     assert reconciliations == ["manual", "recheck"]
+
+
+@on_both_brokers
+def test_a_task_due_in_under_a_second_is_sent_and_runs_no_sooner(settings: Settings, app: Celery) -> None:
+    """RabbitMQ delays by whole seconds and Celery refuses a delay under one there: the ETA is rounded up."""
+    due = datetime.now(UTC) + timedelta(seconds=0.3)
+    with in_process_worker(app):
+        sent = AsyncResult(send_task(app, "recon.noop", [], "recon.default", eta=due), app=app)
+        wait_until(lambda: sent.state == "SUCCESS", 30)
+        finished = sent.date_done
+
+    assert finished is not None and finished >= due

@@ -140,7 +140,7 @@ def free_port() -> int:
 
 def procfile_flower(port: int) -> str:
     line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("flower:"))
-    return line.split(":", 1)[1].strip().replace("--port=5555", f"--port={port}")
+    return f"export FLOWER_PORT={port}; " + line.split(":", 1)[1].strip()
 
 
 def flower_get(port: int, path: str) -> str:

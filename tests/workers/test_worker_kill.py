@@ -1,14 +1,17 @@
 """A worker killed with SIGKILL mid-run: the run is failed and the account run again, without a person.
 
-A whole worker killed leaves its message unacked: a live worker restores it after the visibility timeout. Before
-that, and when only a pool process dies (its message comes back at once and finds the dead holder's lock), beat's
-sweep (``recon.recover``) fails the lost run and asks for another within the lock's TTL plus one sweep.
+A whole worker killed leaves its message unacked. On Redis a live worker restores it after the visibility timeout;
+on RabbitMQ the dead worker's connection closes and the message is given back at once. Before that, and when only
+a pool process dies (its message comes back at once and finds the dead holder's lock), beat's sweep
+(``recon.recover``) fails the lost run and asks for another within the lock's TTL plus one sweep. Each test runs
+with Redis and with RabbitMQ as message broker.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,11 +24,12 @@ from sqlalchemy import select
 
 from models import Run
 from models.database import Database
-from tests.conftest import feed
+from tests.conftest import feed, on_both_brokers
 from workers.books import BooksClient
 from workers.celery import create_app
 from workers.schedule import RECONCILE_TASK
 from workers.settings import Settings
+from workers.triggers import consumers_by_queue
 
 REDIS_URL = os.environ.get("RECON_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,14 +39,21 @@ LIMITS = {"RECON_TASK_SOFT_TIME_LIMIT": "4", "RECON_TASK_TIME_LIMIT": "5", "RECO
 
 
 def start_worker_process(
-    fleet: Path, database_url: str, name: str, limits: dict[str, str] = LIMITS, queues: str = "recon.sim"
+    fleet: Path,
+    database_url: str,
+    name: str,
+    limits: dict[str, str] = LIMITS,
+    queues: str = "recon.sim",
+    concurrency: int = 1,
+    broker: str = REDIS_URL,
 ) -> subprocess.Popen[bytes]:
-    """A prefork worker with one pool process, in its own process group, for these settings and queues."""
+    """A prefork worker (one pool process unless told), in its own process group, for these settings, queues and
+    message broker."""
     env = {**os.environ, **limits, "RECON_DATABASE_URL": database_url, "RECON_FLEET": str(fleet),
-           "RECON_REDIS_URL": REDIS_URL, "PYTHONPATH": str(ROOT)}  # fmt: skip
-    command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=prefork", "--concurrency=1",
-               f"--queues={queues}", "--without-gossip", "--without-mingle", "-n", f"{name}@%h",
-               "--loglevel=WARNING"]  # fmt: skip
+           "RECON_REDIS_URL": REDIS_URL, "RECON_BROKER_URL": broker, "PYTHONPATH": str(ROOT)}  # fmt: skip
+    command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=prefork",
+               f"--concurrency={concurrency}", f"--queues={queues}", "--without-gossip", "--without-mingle",
+               "-n", f"{name}@%h", "--loglevel=WARNING"]  # fmt: skip
     return subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
@@ -64,17 +75,18 @@ def wait_for(condition: object, seconds: float) -> None:
     raise AssertionError(f"not within {seconds} s")
 
 
+@on_both_brokers
 def test_a_worker_killed_mid_run_is_redelivered_and_the_run_completes_once(
-    blocking_fleet: Path, postgres_url: str
+    blocking_fleet: Path, postgres_url: str, broker: str
 ) -> None:
     redis = Redis.from_url(REDIS_URL)
     redis.flushdb()
-    settings = Settings(database_url=postgres_url, fleet=str(blocking_fleet), redis_url=REDIS_URL,
+    settings = Settings(database_url=postgres_url, fleet=str(blocking_fleet), redis_url=REDIS_URL, broker_url=broker,
                         **{k.removeprefix("RECON_").lower(): int(v) for k, v in LIMITS.items()})  # fmt: skip
     app: Celery = create_app(settings)
     pipe = blocking_fleet.parent / "venues" / "lxalgo_paper.json"
     content = (ROOT / "cli" / "examples" / "venues" / "lxalgo_paper.json").read_text()
-    first = start_worker_process(blocking_fleet, postgres_url, "first")
+    first = start_worker_process(blocking_fleet, postgres_url, "first", broker=broker)
     second: subprocess.Popen[bytes] | None = None
     try:
         app.send_task(RECONCILE_TASK, args=["lxalgo", "paper", "manual"], queue="recon.sim")
@@ -83,9 +95,10 @@ def test_a_worker_killed_mid_run_is_redelivered_and_the_run_completes_once(
         first.wait(timeout=10)
         redis.delete("recon:lxalgo:paper:lock")  # the killed holder cannot release it; its TTL would, later
 
-        second = start_worker_process(blocking_fleet, postgres_url, "second")
+        second = start_worker_process(blocking_fleet, postgres_url, "second", broker=broker)
         feed(pipe, content)
-        # a live worker restores unacked messages older than the visibility timeout (8 s), sweeping every 2 s
+        # Redis: a live worker restores unacked messages older than the visibility timeout (8 s), sweeping every 2 s;
+        # RabbitMQ gave the message back when the killed worker's connection closed
         wait_for(lambda: ("manual", "resolved") in runs(postgres_url), 60)
     finally:
         for process in (first, second):
@@ -108,17 +121,21 @@ RECOVERY_LIMITS = {**LIMITS, "RECON_VISIBILITY_TIMEOUT": "300", "RECON_RECOVER_S
 WITHIN_SECONDS = 6 + 1 + 25
 
 
-def start_beat(fleet: Path, database_url: str, schedule: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **RECOVERY_LIMITS, "RECON_DATABASE_URL": database_url, "RECON_FLEET": str(fleet),
-           "RECON_REDIS_URL": REDIS_URL, "PYTHONPATH": str(ROOT)}  # fmt: skip
+def start_beat(
+    fleet: Path, database_url: str, schedule: Path, broker: str = REDIS_URL, limits: dict[str, str] = RECOVERY_LIMITS
+) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **limits, "RECON_DATABASE_URL": database_url, "RECON_FLEET": str(fleet),
+           "RECON_REDIS_URL": REDIS_URL, "RECON_BROKER_URL": broker, "PYTHONPATH": str(ROOT)}  # fmt: skip
     command = [sys.executable, "-m", "celery", "-A", "workers", "beat", f"--schedule={schedule}", "--loglevel=WARNING"]
     return subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
-def start_recovering_worker(fleet: Path, database_url: str, name: str) -> subprocess.Popen[bytes]:
+def start_recovering_worker(
+    fleet: Path, database_url: str, name: str, broker: str = REDIS_URL, limits: dict[str, str] = RECOVERY_LIMITS
+) -> subprocess.Popen[bytes]:
     """A worker as operators run it beside beat, which sends the recovery sweep to recon.default."""
-    return start_worker_process(fleet, database_url, name, RECOVERY_LIMITS, "recon.sim,recon.default")
+    return start_worker_process(fleet, database_url, name, limits, "recon.sim,recon.default", broker=broker)
 
 
 def children_of(pid: int) -> list[int]:
@@ -153,18 +170,19 @@ def stop_all(*processes: subprocess.Popen[bytes] | None) -> None:
                 os.killpg(process.pid, signal.SIGKILL)
 
 
+@on_both_brokers
 @pytest.mark.parametrize("killed", ["pool process", "whole worker"])
 def test_a_run_whose_worker_died_is_failed_and_the_account_run_again_within_the_lock_ttl_and_a_sweep(
-    blocking_fleet: Path, postgres_url: str, tmp_path: Path, killed: str
+    blocking_fleet: Path, postgres_url: str, tmp_path: Path, killed: str, broker: str
 ) -> None:
     redis = Redis.from_url(REDIS_URL)
     redis.flushdb()
-    settings = Settings(database_url=postgres_url, fleet=str(blocking_fleet), redis_url=REDIS_URL,
+    settings = Settings(database_url=postgres_url, fleet=str(blocking_fleet), redis_url=REDIS_URL, broker_url=broker,
                         **{k.removeprefix("RECON_").lower(): int(v) for k, v in RECOVERY_LIMITS.items()})  # fmt: skip
     pipe = blocking_fleet.parent / "venues" / "lxalgo_paper.json"
     content = (ROOT / "cli" / "examples" / "venues" / "lxalgo_paper.json").read_text()
-    worker = start_recovering_worker(blocking_fleet, postgres_url, "first")
-    beat = start_beat(blocking_fleet, postgres_url, tmp_path / "beat-schedule")
+    worker = start_recovering_worker(blocking_fleet, postgres_url, "first", broker)
+    beat = start_beat(blocking_fleet, postgres_url, tmp_path / "beat-schedule", broker)
     second: subprocess.Popen[bytes] | None = None
     try:
         create_app(settings).send_task(RECONCILE_TASK, args=["lxalgo", "paper", "manual"], queue="recon.sim")
@@ -175,7 +193,7 @@ def test_a_run_whose_worker_died_is_failed_and_the_account_run_again_within_the_
         else:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait(timeout=10)
-            second = start_recovering_worker(blocking_fleet, postgres_url, "second")
+            second = start_recovering_worker(blocking_fleet, postgres_url, "second", broker)
         killed_at = time.monotonic()
         feed(pipe, content)  # the next run to read the venue gets its state
 
@@ -188,6 +206,66 @@ def test_a_run_whose_worker_died_is_failed_and_the_account_run_again_within_the_
     rows = run_rows(postgres_url)
     assert rows[0][:2] == ("manual", "failed") and "worker was lost" in str(rows[0][2])
     assert ("recovery", "resolved") in [r[:2] for r in rows]
+    assert recovered_after < WITHIN_SECONDS
+    positions = BooksClient(Database(postgres_url)).positions("lxalgo", "paper")
+    assert [(p.key.symbol, p.qty) for p in positions] == [("BTCUSDT", 30)]
+
+
+#: the recovery settings, but a visibility timeout of an hour: Redis gives a dead worker's message back only then
+HOUR_LIMITS = {**RECOVERY_LIMITS, "RECON_VISIBILITY_TIMEOUT": "3600"}
+GIVEN_BACK_WITHIN = 10  # seconds after the kill; RabbitMQ needs well under one on an idle machine
+
+
+@on_both_brokers
+def test_a_killed_worker_gives_its_message_back_at_once_on_rabbitmq_and_after_the_visibility_timeout_on_redis(
+    blocking_fleet: Path, postgres_url: str, tmp_path: Path, broker: str
+) -> None:
+    """Two workers on the run's queue; the one running it (main process and pool, the whole process group) is
+    SIGKILLed. RabbitMQ sees its connection close and hands the unacknowledged message to the other worker at once:
+    it finds the dead holder's lock and leaves the work to it. Redis keeps the message unacknowledged for the
+    visibility timeout (an hour here). Either way beat's sweep fails the lost run and the account runs once more."""
+    redis = Redis.from_url(REDIS_URL)
+    redis.flushdb()
+    settings = Settings(database_url=postgres_url, fleet=str(blocking_fleet), redis_url=REDIS_URL, broker_url=broker,
+                        **{k.removeprefix("RECON_").lower(): int(v) for k, v in HOUR_LIMITS.items()})  # fmt: skip
+    app = create_app(settings)
+    pipe = blocking_fleet.parent / "venues" / "lxalgo_paper.json"
+    content = (ROOT / "cli" / "examples" / "venues" / "lxalgo_paper.json").read_text()
+    first = start_recovering_worker(blocking_fleet, postgres_url, "first", broker, HOUR_LIMITS)
+    second: subprocess.Popen[bytes] | None = None
+    beat = start_beat(blocking_fleet, postgres_url, tmp_path / "beat-schedule", broker, HOUR_LIMITS)
+    second_name = f"second@{socket.gethostname()}"
+    try:
+        pending = app.send_task(RECONCILE_TASK, args=["lxalgo", "paper", "manual"], queue="recon.sim")
+        wait_for(lambda: [r[:2] for r in run_rows(postgres_url)] == [("manual", "running")], 60)  # the first has it
+        second = start_recovering_worker(blocking_fleet, postgres_url, "second", broker, HOUR_LIMITS)
+        wait_for(lambda: second_name in consumers_by_queue(app, timeout=1.0).get("recon.sim", []), 60)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        killed_at = time.monotonic()
+        if broker.startswith("amqp"):
+            wait_for(lambda: pending.state == "SUCCESS", GIVEN_BACK_WITHIN)
+            given_back_after = time.monotonic() - killed_at
+        feed(pipe, content)  # the next run to read the venue gets its state
+        wait_for(lambda: ("recovery", "resolved") in [r[:2] for r in run_rows(postgres_url)], WITHIN_SECONDS)
+        recovered_after = time.monotonic() - killed_at
+        state, unacked = pending.state, redis.hlen("unacked")
+        outcome = pending.result if state == "SUCCESS" else None
+        taken_by_second = (app.control.inspect(timeout=2, destination=[second_name]).stats() or {})[second_name]
+    finally:
+        stop_all(first, second, beat)
+        redis.flushdb()
+
+    if broker.startswith("amqp"):  # the second worker took the killed run's message, then the recovery run's
+        assert given_back_after < GIVEN_BACK_WITHIN < settings.visibility_timeout
+        assert outcome is not None and (outcome["runs"], outcome["deferred_to_holder"]) == ([], True)
+        assert taken_by_second["total"][RECONCILE_TASK] == 2
+    else:  # Redis holds the killed run's message for the dead worker; the second worker took the recovery run's only
+        assert (state, unacked) == ("STARTED", 1)
+        assert taken_by_second["total"][RECONCILE_TASK] == 1
+    rows = run_rows(postgres_url)
+    assert [r[:2] for r in rows] == [("manual", "failed"), ("recovery", "resolved")]  # the account ran once more
+    assert "worker was lost" in str(rows[0][2])
     assert recovered_after < WITHIN_SECONDS
     positions = BooksClient(Database(postgres_url)).positions("lxalgo", "paper")
     assert [(p.key.symbol, p.qty) for p in positions] == [("BTCUSDT", 30)]
