@@ -155,6 +155,22 @@ class PrivatePostgres:
         self.start()
 
 
+def start_stores(redis: PrivateRedis, postgres: PrivatePostgres | None, env: dict[str, str], *, emptied: bool) -> None:
+    """Start the run's Redis (and Postgres, when private), bring the database named in ``env`` to the newest
+    schema, and empty its books when it is an existing one (``emptied``)."""
+    redis.start()
+    if postgres is not None:
+        postgres.start()
+    subprocess.run([str(Path(sys.executable).parent / "recon"), "db", "upgrade"], env=env, check=True,
+                   stdout=subprocess.DEVNULL, timeout=120)  # fmt: skip
+    if emptied:
+        database = Database(env["RECON_DATABASE_URL"])
+        with database.sessions() as session:
+            session.execute(text("TRUNCATE bots, accounts, runs, fills RESTART IDENTITY CASCADE"))
+            session.commit()
+        database.dispose()
+
+
 # --- venues that keep changing ----------------------------------------------------------------------------------
 
 
@@ -330,18 +346,8 @@ class Chaos:
 
     # set-up
     def start_services(self) -> None:
-        self.redis.start()
-        if self.postgres is not None:
-            self.postgres.start()
         env = self.env()
-        subprocess.run([str(Path(sys.executable).parent / "recon"), "db", "upgrade"], env=env, check=True,
-                       stdout=subprocess.DEVNULL, timeout=120)  # fmt: skip
-        if self.arguments.database_url:  # a shared database: start from empty books for this fleet
-            database = Database(self.database_url)
-            with database.sessions() as session:
-                session.execute(text("TRUNCATE bots, accounts, runs, fills RESTART IDENTITY CASCADE"))
-                session.commit()
-            database.dispose()
+        start_stores(self.redis, self.postgres, env, emptied=bool(self.arguments.database_url))
         celery = [sys.executable, "-m", "celery", "-A", "workers"]
         for n in (1, 2):
             self.processes.append(Managed("worker", f"w{n}", [*celery, "worker", "--pool=prefork", "--concurrency=2",
@@ -605,12 +611,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not arguments.keep:
             shutil.rmtree(folder, ignore_errors=True)
-    if arguments.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>24}: {value}")
+    print_result(result, as_json=arguments.json)
     return 0 if result["ok"] else 1
+
+
+def print_result(result: dict[str, Any], *, as_json: bool) -> None:
+    """One JSON object, or a line a figure with the names aligned."""
+    if as_json:
+        print(json.dumps(result))
+        return
+    width = max(map(len, result), default=0)
+    for key, value in result.items():
+        print(f"{key:>{width}}: {value}")
 
 
 if __name__ == "__main__":

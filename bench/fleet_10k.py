@@ -38,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from chaos import PrivatePostgres, PrivateRedis, wait_until  # noqa: E402
+from chaos import PrivatePostgres, PrivateRedis, print_result, start_stores, wait_until  # noqa: E402
 from redis import Redis  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
@@ -90,18 +90,7 @@ class Fleet10k:
                 "RECON_FLEET": str(self.fleet_path), "PYTHONPATH": str(ROOT), "RECON_LOG_FORMAT": "text"}  # fmt: skip
 
     def start(self) -> None:
-        self.redis.start()
-        if self.postgres is not None:
-            self.postgres.start()
-        env = self.env()
-        subprocess.run([str(Path(sys.executable).parent / "recon"), "db", "upgrade"], env=env, check=True,
-                       stdout=subprocess.DEVNULL, timeout=120)  # fmt: skip
-        if self.arguments.database_url:
-            database = Database(self.database_url)
-            with database.sessions() as session:
-                session.execute(text("TRUNCATE bots, accounts, runs, fills RESTART IDENTITY CASCADE"))
-                session.commit()
-            database.dispose()
+        start_stores(self.redis, self.postgres, self.env(), emptied=bool(self.arguments.database_url))
         celery = [sys.executable, "-m", "celery", "-A", "workers"]
         for n in range(self.arguments.workers):
             self.spawn([*celery, "worker", "--pool=prefork", f"--concurrency={self.arguments.concurrency}",
@@ -274,11 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.stop()
         if not arguments.keep:
             shutil.rmtree(folder, ignore_errors=True)
-    if arguments.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>28}: {value}")
+    print_result(result, as_json=arguments.json)
     return 0
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -376,3 +378,15 @@ __all__ = [
     "reconcile",
     "serve_in_process",
 ]
+
+
+def stop_process_groups(*processes: subprocess.Popen[bytes] | None) -> None:
+    """Stop each process started in its own session, with its children: SIGTERM, then SIGKILL after 15 s."""
+    for process in processes:
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=15)

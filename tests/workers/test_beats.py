@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from tests.conftest import stop_process_groups
 from tests.workers.test_worker_kill import wait_for
 
 REDIS_URL = os.environ.get("RECON_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -58,16 +59,6 @@ def sends(redis: Redis) -> list[tuple[datetime, int]]:
     return sorted(found)
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=15)
-
-
 def test_two_beats_send_each_entry_once_per_interval_and_the_standby_takes_over_when_the_leader_is_killed(
     fleet_every_two_seconds: Path,
 ) -> None:
@@ -87,9 +78,9 @@ def test_two_beats_send_each_entry_once_per_interval_and_the_standby_takes_over_
         handed_over_in = time.monotonic() - killed_at
         wait_for(lambda: sum(pid == standby.pid for _, pid in sends(redis)) >= 3, 60)  # type: ignore[union-attr]
     finally:
-        stop(leader)
+        stop_process_groups(leader)
         if standby is not None:
-            stop(standby)
+            stop_process_groups(standby)
     every = sends(redis)
     redis.flushdb()
 

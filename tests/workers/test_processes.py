@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from cli.app import main
 from cli.demo import seed_books
 from models import Run
 from models.database import Database
+from tests.conftest import stop_process_groups
 from workers.books import BooksClient
 from workers.celery import create_app
 from workers.fleet import load_fleet
@@ -59,15 +59,6 @@ def launch(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[
                             stderr=subprocess.DEVNULL)  # fmt: skip
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
 def test_beat_sends_each_accounts_reconciliation_on_schedule(
     fleet_every_second: Path, postgres_url: str, tmp_path: Path
 ) -> None:
@@ -87,7 +78,7 @@ def test_beat_sends_each_accounts_reconciliation_on_schedule(
                 time.sleep(0.3)
             database.dispose()
     finally:
-        stop(beat)
+        stop_process_groups(beat)
 
     assert reasons.count("schedule") >= 2
 
@@ -157,7 +148,7 @@ def test_flower_as_the_procfile_starts_it_asks_for_the_login_listens_on_loopback
         assert files, "Flower keeps its state in ./flower.db*"
         assert {oct(path.stat().st_mode & 0o777) for path in files} == {"0o600"}
     finally:
-        stop(flower)
+        stop_process_groups(flower)
 
 
 def test_reconcile_queue_sends_the_run_to_the_workers_and_prints_its_report(

@@ -21,7 +21,7 @@ from pathlib import Path
 from celery.result import AsyncResult
 from redis import Redis
 
-from tests.conftest import feed, on_both_brokers, queued
+from tests.conftest import feed, on_both_brokers, queued, stop_process_groups
 from tests.workers.test_worker_kill import runs, start_worker_process, wait_for
 from workers.celery import create_app
 from workers.schedule import RECONCILE_TASK
@@ -132,12 +132,7 @@ def test_callers_who_stop_waiting_get_exit_7_or_130_and_their_withdrawn_requests
         wait_for(lambda: AsyncResult(withdrawn.group(1), app=app).state == "REVOKED", 60)
         wait_for(lambda: queued(app, "recon.sim") == 0, 30)
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
+        stop_process_groups(worker)
         redis.flushdb()
 
     assert (first.returncode, first_out) == (WAIT_EXPIRED, b"")
@@ -187,12 +182,7 @@ def test_a_request_that_finds_the_account_held_is_served_by_the_holders_next_run
         feed(pipe, _example_state()).join(timeout=60)
         out, err = cli.communicate(timeout=60)
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
+        stop_process_groups(worker)
         redis.flushdb()
 
     assert err == b""

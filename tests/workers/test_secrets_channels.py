@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from models.database import Database
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, stop_process_groups
 from tests.venues.fake_exchange import FakeExchange
 from workers.celery import create_app
 from workers.schedule import RECONCILE_TASK
@@ -161,15 +160,6 @@ def wait_for_flower(port: int) -> None:
     raise AssertionError("Flower did not start")
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
 def postgres_rows(database_url: str) -> list[str]:
     """Every row of every table of the schema, as JSON text."""
     database = Database(database_url)
@@ -271,8 +261,8 @@ def test_no_key_password_or_token_reaches_any_channel(
                 )
             ]
         finally:
-            stop(flower)
-            stop(worker)
+            stop_process_groups(flower)
+            stop_process_groups(worker)
 
     finished = sorted(run["status"] for outcome in outcomes if isinstance(outcome, dict) for run in outcome["runs"])
     refused = [str(outcome) for outcome in outcomes if isinstance(outcome, Exception)]

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from models import Run
 from models.database import Database
-from tests.conftest import feed, on_both_brokers
+from tests.conftest import feed, on_both_brokers, stop_process_groups
 from workers.books import BooksClient
 from workers.celery import create_app
 from workers.schedule import RECONCILE_TASK
@@ -101,13 +101,7 @@ def test_a_worker_killed_mid_run_is_redelivered_and_the_run_completes_once(
         # RabbitMQ gave the message back when the killed worker's connection closed
         wait_for(lambda: ("manual", "resolved") in runs(postgres_url), 60)
     finally:
-        for process in (first, second):
-            if process is not None and process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
+        stop_process_groups(first, second)
         redis.flushdb()
 
     assert runs(postgres_url) == [("manual", "failed"), ("manual", "resolved")]  # the killed attempt, then the run
@@ -160,16 +154,6 @@ def run_rows(database_url: str) -> list[tuple[str, str, str | None]]:
     return rows
 
 
-def stop_all(*processes: subprocess.Popen[bytes] | None) -> None:
-    for process in processes:
-        if process is not None and process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-
-
 @on_both_brokers
 @pytest.mark.parametrize("killed", ["pool process", "whole worker"])
 def test_a_run_whose_worker_died_is_failed_and_the_account_run_again_within_the_lock_ttl_and_a_sweep(
@@ -200,7 +184,7 @@ def test_a_run_whose_worker_died_is_failed_and_the_account_run_again_within_the_
         wait_for(lambda: ("recovery", "resolved") in [r[:2] for r in run_rows(postgres_url)], WITHIN_SECONDS)
         recovered_after = time.monotonic() - killed_at
     finally:
-        stop_all(worker, second, beat)
+        stop_process_groups(worker, second, beat)
         redis.flushdb()
 
     rows = run_rows(postgres_url)
@@ -253,7 +237,7 @@ def test_a_killed_worker_gives_its_message_back_at_once_on_rabbitmq_and_after_th
         outcome = pending.result if state == "SUCCESS" else None
         taken_by_second = (app.control.inspect(timeout=2, destination=[second_name]).stats() or {})[second_name]
     finally:
-        stop_all(first, second, beat)
+        stop_process_groups(first, second, beat)
         redis.flushdb()
 
     if broker.startswith("amqp"):  # the second worker took the killed run's message, then the recovery run's
