@@ -69,6 +69,8 @@ def worker_log(fleet: Path, database_url: str, log_format: str, log_file: Path) 
             wait_for(lambda: app.control.inspect(timeout=1).active_queues(), 60)
             outcome = app.send_task(RECONCILE_TASK, args=["lxalgo", "paper", "large_fill"], queue="recon.sim")
             outcome.get(timeout=60)
+            # the pool process logs the task's success after storing its result: let it, before the whole group stops
+            wait_for(lambda: f"{outcome.id}] succeeded in" in log_file.read_text(errors="replace"), 60)
         finally:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(timeout=30)

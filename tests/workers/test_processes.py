@@ -25,7 +25,7 @@ from cli.app import main
 from cli.demo import seed_books
 from models import Run
 from models.database import Database
-from tests.conftest import stop_process_groups
+from tests.conftest import free_port, stop_process_groups
 from workers.books import BooksClient
 from workers.celery import create_app
 from workers.fleet import load_fleet
@@ -81,12 +81,6 @@ def test_beat_sends_each_accounts_reconciliation_on_schedule(
         stop_process_groups(beat)
 
     assert reasons.count("schedule") >= 2
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def get(url: str, login: str | None = None) -> int:

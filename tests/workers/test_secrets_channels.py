@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -31,7 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from models.database import Database
-from tests.conftest import REDIS_URL, stop_process_groups
+from tests.conftest import REDIS_URL, free_port, stop_process_groups
 from tests.venues.fake_exchange import FakeExchange
 from workers.celery import create_app
 from workers.schedule import RECONCILE_TASK
@@ -129,12 +128,6 @@ def environment(fleet: Path, database_url: str, webhook: Webhook) -> dict[str, s
         "BAD_ALPACA_KEY": ALPACA_KEY + "x",
         "BAD_ALPACA_SECRET": ALPACA_SECRET,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def procfile_flower(port: int) -> str:

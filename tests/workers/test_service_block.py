@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from redis import Redis
 
 from models.database import Database
 from models.history import list_runs
+from tests.conftest import free_port
 
 REDIS_URL = os.environ.get("RECON_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,12 +37,6 @@ def service_block() -> str:
     block = re.search(r"^```[a-z]*\n(.*?)^```", section, flags=re.MULTILINE | re.DOTALL)
     assert block is not None, "the section has a shell block"
     return block.group(1)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def processes_in_group(group: int) -> list[str]:
@@ -81,7 +75,7 @@ def test_the_readmes_service_block_runs_as_written_from_the_fleets_folder(
 
     assert "recon: error" not in err, err
     assert "Traceback" not in err, err
-    assert re.search(r"^recon\.sim: \S+@\S+", out, flags=re.MULTILINE), "recon workers lists the sim queue's worker"
+    assert re.search(r"^recon\.sim: \S+@\S+", out, flags=re.MULTILINE), (out, err[-3000:])
     assert "reconcile:lxalgo:live" in out, "recon schedule lists beat's entry for the account"
     assert "lxalgo/live: run queued" in out or "lxalgo/live: a run is already queued" in out
     assert re.search(r"^run \d+  lxalgo/live on sim  \w+  ", out, flags=re.MULTILINE), "--queue printed the report"
