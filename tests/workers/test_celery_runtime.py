@@ -100,7 +100,6 @@ def test_fifty_concurrent_triggers_queue_one_run_and_write_no_duplicates(
     database.dispose()
     assert fills == distinct
     assert 1 <= len(runs) <= queued.count(True)
-    assert redis.hget("recon:lxalgo:live:triggers", "served") == b"50", "every trigger was served"
     assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(runs))  # one at a time
 
 
