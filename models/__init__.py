@@ -4,6 +4,7 @@ This is the only package that writes SQL. Tables live in ``books`` and ``runs``;
 write their books through; ``apply`` writes a reconciliation plan in one transaction; ``history`` reads runs.
 """
 
+from models.audit import OperatorAction
 from models.base import Base
 from models.books import Account, Bot, ExpectedCash, Fill, Lot, PendingOrder, PositionGroup, Trade
 from models.runs import Action, Alert, Break, Finding, Run
@@ -19,6 +20,7 @@ __all__ = [
     "Fill",
     "Finding",
     "Lot",
+    "OperatorAction",
     "PendingOrder",
     "PositionGroup",
     "Run",

@@ -1,6 +1,6 @@
 """Process settings from the environment (``RECON_*``), one object for the CLI, the workers and beat.
 
-URLs may carry passwords and tokens (the database, Redis, the message broker, the alert webhook), so they are
+URLs and the API's tokens may carry passwords and tokens (the database, Redis, the message broker, the alert webhook), so they are
 ``SecretStr``: they print as ``**********`` in reprs, logs, ``celery inspect conf`` and Flower, and code that needs
 the value says so with ``.get_secret_value()``; a refused value is never echoed (``hide_input_in_errors``).
 
@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     events_maxlen: int = 10_000
     alert_webhook_url: SecretStr | None = None
     log_format: Literal["text", "json"] = "text"
+    api_tokens: SecretStr | None = None  # "name:role:token,…" (api.auth); never printed
+    metrics_token: SecretStr | None = None  # when set, GET /metrics needs it as a bearer token
+    stale_after_intervals: float = Field(default=2.0, gt=0)  # an account is stale after this many intervals
 
     @field_validator("broker_url", mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""One initial migration builds exactly the models, on an empty Postgres schema and on SQLite, and unwinds."""
+"""The migrations build exactly the models, on an empty Postgres schema and on SQLite, and unwinds."""
 
 from __future__ import annotations
 
