@@ -1,8 +1,9 @@
 """Process settings from the environment (``RECON_*``), one object for the CLI, the workers and beat.
 
-URLs and the API's tokens may carry passwords and tokens (the database, Redis, the message broker, the alert webhook), so they are
-``SecretStr``: they print as ``**********`` in reprs, logs, ``celery inspect conf`` and Flower, and code that needs
-the value says so with ``.get_secret_value()``; a refused value is never echoed (``hide_input_in_errors``).
+URLs may carry passwords and tokens (the database, Redis, the message broker, the alert webhook), and the API's
+tokens are secrets themselves, so they are ``SecretStr``: they print as ``**********`` in reprs, logs,
+``celery inspect conf`` and Flower, and code that needs the value says so with ``.get_secret_value()``; a refused
+value is never echoed (``hide_input_in_errors``).
 
 The message broker is Redis (``RECON_REDIS_URL``) unless ``RECON_BROKER_URL`` names another: RabbitMQ
 (``amqp://``, ``amqps://``) or a separate Redis. Redis stays required either way, for the locks, the results,
