@@ -22,7 +22,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from cli import books, runs, runtime, venue
+from cli import books, runs, runtime, serve, venue
 from cli.options import (
     EXIT_FAILED,
     EXIT_INTERNAL,
@@ -65,6 +65,7 @@ app.command()(runtime.schedule)
 app.command()(runtime.trigger)
 app.command()(runtime.workers)
 app.command()(runtime.procfile)
+app.command()(serve.serve)
 ledger_app.command()(books.fill)
 ledger_app.command()(books.order)
 ledger_app.command()(books.cash)

@@ -56,8 +56,16 @@ class RunLine:
     discrepancies: int
 
 
-def list_runs(session: Session, bot: str | None = None, account: str | None = None, limit: int = 50) -> list[RunLine]:
-    """The newest runs first, optionally of one bot or one account."""
+def list_runs(
+    session: Session,
+    bot: str | None = None,
+    account: str | None = None,
+    limit: int = 50,
+    *,
+    status: str | None = None,
+    before: int | None = None,
+) -> list[RunLine]:
+    """The newest runs first, optionally of one bot, one account, one status, or older than run ``before``."""
     counts = select(Finding.run_id, func.count().label("n")).group_by(Finding.run_id).subquery()
     query = (
         select(Run, Bot.name, Account.name, func.coalesce(counts.c.n, 0))
@@ -71,6 +79,10 @@ def list_runs(session: Session, bot: str | None = None, account: str | None = No
         query = query.where(Bot.name == bot)
     if account is not None:
         query = query.where(Account.name == account)
+    if status is not None:
+        query = query.where(Run.status == status)
+    if before is not None:
+        query = query.where(Run.id < before)
     return [
         RunLine(r.id, b, a, r.reason, r.status, r.dry_run, r.started_at, r.finished_at, n)
         for r, b, a, n in session.execute(query)
@@ -164,3 +176,32 @@ def set_halted(session: Session, account_id: int, halted: bool, reason: str | No
 def alerts(session: Session, account_id: int) -> list[Alert]:
     """Alerts of the account, oldest first."""
     return list(session.scalars(select(Alert).where(Alert.account_id == account_id).order_by(Alert.id)))
+
+
+@dataclass(frozen=True)
+class BreakLine:
+    """A break with its account's names."""
+
+    item: Break
+    bot: str
+    account: str
+
+
+def list_breaks(
+    session: Session, bot: str | None = None, account: str | None = None, open_only: bool = True, limit: int = 500
+) -> list[BreakLine]:
+    """Breaks, newest first seen first, optionally of one bot or one account, open ones only unless asked."""
+    query = (
+        select(Break, Bot.name, Account.name)
+        .join(Account, Account.id == Break.account_id)
+        .join(Bot, Bot.id == Account.bot_id)
+        .order_by(Break.id.desc())
+        .limit(limit)
+    )
+    if bot is not None:
+        query = query.where(Bot.name == bot)
+    if account is not None:
+        query = query.where(Account.name == account)
+    if open_only:
+        query = query.where(Break.resolved_at.is_(None))
+    return [BreakLine(item, b, a) for item, b, a in session.execute(query)]

@@ -220,8 +220,8 @@ def test_two_beats_share_one_locked_schedule(services: dict[str, dict[str, Any]]
     assert runs_beat == [], "only the beat service may run the scheduler"
 
 
-def test_the_procfile_runs_worker_and_beat_with_json_logs(procfile: dict[str, str]) -> None:
-    for process in ("worker", "beat"):
+def test_the_procfile_runs_worker_beat_and_api_with_json_logs(procfile: dict[str, str]) -> None:
+    for process in ("worker", "beat", "api"):
         assert shlex.split(procfile[process])[:2] == ["RECON_LOG_FORMAT=${RECON_LOG_FORMAT:-json}", "exec"]
 
 
@@ -314,12 +314,12 @@ def test_the_schema_check_refuses_a_compose_file_the_specification_does_not_allo
 # ---------------------------------------------------------------- Procfile
 
 
-def test_procfile_has_the_four_process_types(procfile: dict[str, str]) -> None:
-    assert set(procfile) == {"release", "worker", "beat", "flower"}
+def test_procfile_has_the_five_process_types(procfile: dict[str, str]) -> None:
+    assert set(procfile) == {"release", "worker", "beat", "flower", "api"}
     assert procfile["release"] == "recon db upgrade"
 
 
-@pytest.mark.parametrize("process", ["release", "worker", "beat", "flower"])
+@pytest.mark.parametrize("process", ["release", "worker", "beat", "flower", "api"])
 def test_procfile_commands_run_executables_this_project_installs(procfile: dict[str, str], process: str) -> None:
     executable = _procfile_args(procfile[process])[0]
     assert executable in {"recon", "celery"}
@@ -355,6 +355,17 @@ def test_flower_keeps_its_files_private_and_listens_on_loopback_on_a_host(
     assert _flag(_procfile_args(procfile["flower"]), "--address") == "127.0.0.1"
     entrypoint = services["flower"].get("entrypoint")
     assert entrypoint[:2] == ["sh", "-c"] and entrypoint[2].startswith("umask 077 && exec "), entrypoint
+
+
+def test_the_api_listens_on_loopback_on_a_host_and_needs_tokens_in_compose(
+    procfile: dict[str, str], services: dict[str, dict[str, Any]]
+) -> None:
+    assert _flag(_procfile_args(procfile["api"]), "--host") == "127.0.0.1"
+    api = services["api"]
+    assert _command(api)[:2] == ["recon", "serve"]
+    assert _flag(_command(api), "--host") == "0.0.0.0"  # in its container; refused without tokens (api.serve)
+    assert re.fullmatch(r"\$\{RECON_API_TOKENS:\?[^}]+\}", api["environment"]["RECON_API_TOKENS"])
+    assert api["ports"] == ["127.0.0.1:8000:8000"]
 
 
 # ---------------------------------------------------------------- Dockerfile and .dockerignore

@@ -1,0 +1,1 @@
+"""The API's endpoints, ``/api/v1``, by what they are about."""
