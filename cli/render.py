@@ -121,6 +121,7 @@ def run_view(record: RunRecord) -> RenderableType:
             style="dim",
         )
     )
+    parts.extend(Text(line, style="dim") for line in summary_lines(summary, dry_run=report["dry_run"]))
     if report["discrepancies"]:
         columns = [
             Column("instrument", fold=True),
@@ -171,6 +172,23 @@ def run_view(record: RunRecord) -> RenderableType:
     return Group(*parts)
 
 
+def summary_lines(summary: dict[str, Any], *, dry_run: bool) -> list[str]:
+    """The positions line and the value-at-mark line of a run's summary; none when the run stored no figures.
+
+    Each line stays short (under 80 columns for up to three currencies); values are rounded to cents for reading.
+    """
+    if summary["venue_positions"] is None:
+        return []
+    verbs = ("would add", "remove", "adjust") if dry_run else ("added", "removed", "adjusted")
+    keys = ("added", "removed", "adjusted")
+    counts = ", ".join(f"{verb} {summary[key]}" for verb, key in zip(verbs, keys, strict=True))
+    lines = [f"  positions: venue {summary['venue_positions']}, books {summary['book_positions']}; {counts}"]
+    values = ", ".join(f"{_money(v)} {c}" for c, v in summary["venue_value_at_mark"].items()) or "-"
+    unvalued = summary["unvalued_positions"]
+    lines.append(f"  venue value at mark: {values}" + (f" ({unvalued} not valued)" if unvalued else ""))
+    return lines
+
+
 def instrument_name(category: str, symbol: str, leg: int) -> str:
     """``category:symbol``, with ``:leg`` only for hedge-mode legs."""
     return f"{category}:{symbol}" + (f":{leg}" if leg else "")
@@ -217,7 +235,8 @@ def books_view(document: dict[str, Any]) -> RenderableType:
     positions = Table("instrument", "qty", "avg entry", "lots (remaining @ price, source)", box=None, title="positions")
     for p in document["positions"]:
         lots = ", ".join(f"{lot['remaining']} @ {lot['entry_price']} ({lot['source']})" for lot in p["lots"])
-        positions.add_row(instrument_name(p["category"], p["symbol"], p["leg"]), p["qty"], _money(p["avg_entry"]), lots)
+        name = instrument_name(p["category"], p["symbol"], p["leg"])
+        positions.add_row(name, p["qty"], price_for_reading(p["avg_entry"]), lots)
     parts.append(positions if document["positions"] else Text("no open positions", style="dim"))
     if document["trades"]:
         trades = Table(
@@ -247,12 +266,46 @@ def books_view(document: dict[str, Any]) -> RenderableType:
                 t["exit_reason"] or "",
             )
         parts.append(trades)
+    if document["trades"]:
+        parts.append(realized_view(document["realized_pnl"]))
     if document["groups"]:
         groups = Table("group", "status", "net entry credit", "exit reason", box=None, title="position groups")
         for g in document["groups"]:
             groups.add_row(g["name"], g["status"], _money(g["net_entry_credit"]), g["exit_reason"] or "")
         parts.append(groups)
     return Group(*parts)
+
+
+def realized_view(realized: dict[str, Any]) -> Table:
+    """Realized P&L per instrument and for the account; a count of estimated exits where there are any."""
+    table = Table("instrument", "trades", "gross", "fees", "net", box=None, title="realized P&L")
+
+    def add(name: str, sums: dict[str, Any]) -> None:
+        estimated = f" ({sums['estimated_exits']} est.)" if sums["estimated_exits"] else ""
+        table.add_row(name, f"{sums['trades']}{estimated}", _money(sums["gross"]), _money(sums["fees"]),
+                      _money(sums["net"]))  # fmt: skip
+
+    for line in realized["by_instrument"]:
+        add(instrument_name(line["category"], line["symbol"], line["leg"]), line)
+    add("account total", realized["total"])
+    return table
+
+
+#: A price for reading keeps this many significant digits when 2 decimals would show fewer.
+PRICE_DIGITS = 4
+
+
+def price_for_reading(value: str | None) -> str:
+    """A price rounded for reading, with thousands separators: 2 decimals, or as many as it takes to show
+    ``PRICE_DIGITS`` significant digits, zeros past the second decimal dropped (50,333.33; 4.10; 1.235;
+    0.0001234). The JSON keeps full precision."""
+    if value is None:
+        return "-"
+    number = Decimal(value)
+    decimals = 2 if number.is_zero() else max(2, PRICE_DIGITS - 1 - number.adjusted())
+    text = f"{number:,.{decimals}f}"
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction[:2]}{fraction[2:].rstrip('0')}"
 
 
 def _money(value: str | None) -> str:

@@ -35,6 +35,7 @@ from reconciliation.errors import StaleRun
 from reconciliation.findings import CashFinding
 from reconciliation.orders import ScreenedOrder
 from reconciliation.plan import Plan, RunStatus
+from reconciliation.summary import RunSummary
 from reconciliation.values import Books, Position, plain
 
 ACTIONS = cast(Table, Action.__table__)
@@ -99,8 +100,9 @@ class RunTransaction:
         now: datetime,
         dry_run: bool,
         snapshot_as_of: datetime | None,
+        summary: RunSummary | None = None,
     ) -> WrittenRun:
-        """Carry out ``plan`` (unless dry) and record everything about the run."""
+        """Carry out ``plan`` (unless dry) and record everything about the run, with its ``summary`` figures."""
         if self._account is None or self._lots is None:
             raise RuntimeError("read the books before writing the plan")
         writer = EffectWriter(self.session, self._account, run_id, now, dry_run)
@@ -117,7 +119,8 @@ class RunTransaction:
         self.session.execute(
             _FINISH_RUN,
             {"finished_run_id": run_id, "status": plan.status.value, "finished_at": now, "matched": len(plan.matched),
-             "cash": cash_json(plan), "snapshot_as_of": snapshot_as_of},
+             "cash": cash_json(plan), "snapshot_as_of": snapshot_as_of,
+             "summary": summary_json(summary) if summary else None},
         )  # fmt: skip
         return WrittenRun(
             status=plan.status,
@@ -154,4 +157,17 @@ def cash_json(plan: Plan) -> dict[str, Any] | None:
         "strategy": decision.strategy.value if decision else None,
         "outcome": decision.outcome.value if decision else None,
         "action": decision.action if decision else None,
+    }
+
+
+def summary_json(summary: RunSummary) -> dict[str, Any]:
+    """A run's summary figures as stored in ``runs.summary`` (amounts as strings)."""
+    return {
+        "venue_positions": summary.venue_positions,
+        "book_positions": summary.book_positions,
+        "added": summary.added,
+        "removed": summary.removed,
+        "adjusted": summary.adjusted,
+        "venue_value_at_mark": {currency: plain(value) for currency, value in summary.value_at_mark.items()},
+        "unvalued_positions": summary.unvalued,
     }

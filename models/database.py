@@ -23,7 +23,7 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "alembic"
 DEFAULT_URL = "sqlite:///recon.db"
 #: The newest migration's revision: a process checks the schema against it without loading Alembic (a test
 #: keeps it equal to Alembic's head).
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 
 
 def normalize_url(url: str) -> str:
@@ -189,6 +189,11 @@ class Database:
         """A session for reading (nothing is committed); database errors become the project's."""
         with translated_errors(self.url), self.sessions() as session:
             yield session
+
+    def ping(self) -> None:
+        """Ask the database to answer one trivial query; errors are the project's (``DatabaseUnavailable``)."""
+        with self.reading() as session:
+            session.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -31,6 +31,9 @@ class Run(Base):
     matched: Mapped[int] = mapped_column(Integer, default=0)
     cash: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+    #: position counts and value at mark, as ``summary_json`` writes them; null for a failed or unfinished run,
+    #: a backfill, and runs recorded before migration 0003
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Finding(Base):

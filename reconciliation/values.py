@@ -263,12 +263,17 @@ class Order:
 
 @dataclass(frozen=True)
 class VenuePosition:
-    """A position as the venue reports it; ``qty`` is signed (short negative)."""
+    """A position as the venue reports it; ``qty`` is signed (short negative).
+
+    ``currency`` is what the position is valued and settled in (``USDT`` for a Bybit USDT contract, ``USD`` at
+    Alpaca); None when the venue's adapter cannot say, or the contract is not valued as quantity × price.
+    """
 
     key: InstrumentKey
     qty: Decimal
     avg_price: Decimal
     mark_price: Decimal | None = None
+    currency: str | None = None
 
 
 @dataclass(frozen=True)

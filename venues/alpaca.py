@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -136,7 +136,10 @@ class AlpacaVenue:
                 parsing.decimal(account, "cash", "alpaca account"),
             )
             rows = parsing.items(self._call(self._client.get_all_positions), "alpaca positions")
-            positions = tuple(alpaca_rows.position(row, f"alpaca positions[{i}]") for i, row in enumerate(rows))
+            positions = tuple(
+                replace(alpaca_rows.position(row, f"alpaca positions[{i}]"), currency=cash.currency)  # one per account
+                for i, row in enumerate(rows)
+            )
             parsing.refuse_duplicates((p.key for p in positions), "alpaca positions", "instrument")
             open_orders = self._open_orders()
             self.asset_classes.update({p.key.symbol: p.key.category for p in positions})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -167,7 +167,8 @@ class BybitVenue:
             where = f"bybit position list ({category} {scope.get('settleCoin', '')})".replace(" )", ")")
             for index, row in enumerate(self._paged(self._session.get_positions, where, POSITION_PAGE,
                                                     category=category, **scope)):  # fmt: skip
-                yield bybit_rows.position(row, category, f"{where}[{index}]")
+                position = bybit_rows.position(row, category, f"{where}[{index}]")
+                yield replace(position, currency=settle_currency(category, scope))
 
     def _open_orders(self, category: str) -> Iterator[Order]:
         for scope in self._scopes(category):
@@ -323,6 +324,15 @@ class BybitVenue:
 
     def _stripped(self, error: BaseException) -> BaseException:
         return bybit_errors.stripped(error, self._redactor)
+
+
+def settle_currency(category: str, scope: dict[str, str]) -> str | None:
+    """What a position of ``category`` asked for with ``scope`` is valued in: a linear contract in the settle coin
+    it was listed under, an option in USDC; an inverse contract (a USD amount settled in the coin) in none, as
+    quantity × mark does not give its value."""
+    if category == "linear":
+        return scope.get("settleCoin")
+    return "USDC" if category == "option" else None
 
 
 def _ms(moment: datetime) -> int:

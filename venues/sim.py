@@ -1,6 +1,7 @@
 """The simulated venue: a JSON state file read whole on every fetch.
 
-    {"positions":   [{"symbol", "category"?, "leg"?, "side": "long|short", "qty", "avg_price", "mark_price"?}],
+    {"positions":   [{"symbol", "category"?, "leg"?, "side": "long|short", "qty", "avg_price", "mark_price"?,
+                      "currency"?}],
      "cash":        {"currency", "balance"} | null,
      "open_orders": [{"order_id", "client_order_id"?, "symbol", "category"?, "leg"?, "side": "buy|sell",
                       "qty", "price"?, "status"?}],
@@ -8,6 +9,7 @@
                       "time", "kind"?: "trade|liquidation|adl|expiry"}],
      "marks":       [{"symbol", "category"?, "leg"?, "price"}]}
 
+A position's ``currency`` (what it is valued in) defaults to the cash's currency, or none without cash.
 Numbers may be JSON strings or numbers; either way they are read as exact decimals. Anything malformed
 fails the whole fetch with a message naming the file and the field. Operators rehearse incidents with this
 file, so it meets the rules a real venue's answers meet: amounts and names fit the books' columns, prices are
@@ -49,7 +51,7 @@ MAX_WORD = 64  # a side, status, kind or time
 TOP_LEVEL = frozenset({"positions", "cash", "open_orders", "fills", "marks"})
 _KEY_FIELDS = {"symbol", "category", "leg"}
 FIELDS = {
-    "positions": _KEY_FIELDS | {"side", "qty", "avg_price", "mark_price"},
+    "positions": _KEY_FIELDS | {"side", "qty", "avg_price", "mark_price", "currency"},
     "cash": {"currency", "balance"},
     "open_orders": _KEY_FIELDS | {"order_id", "client_order_id", "side", "qty", "price", "status"},
     "fills": _KEY_FIELDS | {"fill_id", "order_id", "side", "qty", "price", "fee", "time", "kind"},
@@ -121,6 +123,9 @@ def parse_state(document: Any, now: datetime) -> Snapshot:
         raise _Malformed(f"unknown key {unknown[0]!r} (expected {', '.join(sorted(TOP_LEVEL))})")
     positions = _each(state, "positions", _position)
     _refuse_duplicates([p.key for p in positions], "positions", "")
+    cash = _cash(state["cash"], "cash") if state.get("cash") is not None else None
+    if cash is not None:  # a position valued in nothing else is valued in the account's currency
+        positions = [p if p.currency else replace(p, currency=cash.currency) for p in positions]
     marks = [(_key(m, path), _optional_price(m, "price", path, required=True)) for m, path in _items(state, "marks")]
     _refuse_duplicates([key for key, _ in marks], "marks", "")
     orders = _each(state, "open_orders", _order)
@@ -128,7 +133,7 @@ def parse_state(document: Any, now: datetime) -> Snapshot:
     return Snapshot(
         as_of=now,
         positions=tuple(positions),
-        cash=_cash(state["cash"], "cash") if state.get("cash") is not None else None,
+        cash=cash,
         open_orders=tuple(orders),
         fills=tuple(_each(state, "fills", _fill)),
         marks={key: price for key, price in marks if price is not None},
@@ -258,6 +263,7 @@ def _position(item: dict[str, Any], path: str) -> VenuePosition:
         qty=parsing.signed(_positive(item, "qty", path), side.sign),
         avg_price=_positive(item, "avg_price", path),
         mark_price=_optional_price(item, "mark_price", path),
+        currency=_optional_text(item, "currency", path, MAX_CURRENCY),
     )
 
 

@@ -25,9 +25,11 @@ from models.run_records import RunStart, fail_run, start_run
 from reconciliation.errors import FixConfiguration, ReconError, RetryLater, StaleRun
 from reconciliation.orders import Guard, ScreenedOrder, reference_prices, screen_orders
 from reconciliation.plan import RunStatus, compare, plan
+from reconciliation.summary import summarize
 from reconciliation.values import Order, Snapshot
 from venues.base import Venue, resolve_missing_orders
 from workers.connect import open_venue
+from workers.counters import VenueCounter, counted
 from workers.fleet import AccountConfig
 from workers.results import RunResult
 
@@ -59,8 +61,10 @@ def run_reconciliation(
     dry_run: bool = False,
     clock: Clock = utc_now,
     venue: Venue | None = None,
+    count: VenueCounter | None = None,
 ) -> RunResult:
-    """Reconcile one account now (the caller holds its lock); the run is recorded whatever happens."""
+    """Reconcile one account now (the caller holds its lock); the run is recorded whatever happens. Each venue call
+    is counted into ``count`` when given (``workers.counters``)."""
     with database.transaction() as session:
         start = start_run(session, config.bot, config.account, config.venue, reason, dry_run, clock())
         pending = live_orders(session, start.account_id)
@@ -68,7 +72,7 @@ def run_reconciliation(
     log.info("run started: %s/%s run %s (%s%s)", config.bot, config.account, start.run_id, reason,
              ", dry" if dry_run else "", extra=context)  # fmt: skip
     try:
-        snapshot = _read_venue(config, venue, clock(), pending)
+        snapshot = _read_venue(config, venue, clock(), pending, count)
     except ReconError as error:
         return _failed(database, config, start, f"fetch failed: {error}", clock, context, error, dry_run)
     except BaseException as error:
@@ -99,9 +103,11 @@ def run_reconciliation(
     )
 
 
-def _read_venue(config: AccountConfig, venue: Venue | None, now: datetime, pending: Sequence[Order]) -> Snapshot:
+def _read_venue(
+    config: AccountConfig, venue: Venue | None, now: datetime, pending: Sequence[Order], count: VenueCounter | None
+) -> Snapshot:
     """The snapshot, with a look-up of every pending order the venue no longer shows as open."""
-    venue = venue or open_venue(config)
+    venue = counted(venue or open_venue(config), config.venue, count)
     return resolve_missing_orders(venue, venue.fetch_snapshot(now), pending)
 
 
@@ -134,6 +140,7 @@ def _decide_and_write(
             now=now,
             dry_run=dry_run,
             snapshot_as_of=snapshot.as_of,
+            summary=summarize(books, snapshot, intended),
         )
     return written, intended.recheck_at
 

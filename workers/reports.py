@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from models.books import PositionGroup, Trade
 from models.history import AccountStatus, RunLine, RunRecord
 from models.runs import Finding
-from reconciliation.values import Position, plain
+from reconciliation.values import ZERO, Position, exact, plain
 
 if TYPE_CHECKING:
     from workers.backfill import BackfillResult
@@ -30,6 +30,11 @@ def amount(value: Decimal | None) -> str | None:
 
 
 # --- runs -----------------------------------------------------------------------------------------------------
+
+#: The summary figures of a run that has none stored: failed, unfinished, a backfill, or older than migration 0003.
+NO_SUMMARY: dict[str, Any] = dict.fromkeys(
+    ("venue_positions", "book_positions", "added", "removed", "adjusted", "venue_value_at_mark", "unvalued_positions")
+)
 
 
 def run_json(record: RunRecord) -> dict[str, Any]:
@@ -48,7 +53,12 @@ def run_json(record: RunRecord) -> dict[str, Any]:
         "started_at": iso(run.started_at),
         "finished_at": iso(run.finished_at),
         "error": run.error,
-        "summary": {"matched": run.matched, "discrepancies": len(record.findings), "actions": len(record.actions)},
+        "summary": {
+            "matched": run.matched,
+            "discrepancies": len(record.findings),
+            "actions": len(record.actions),
+            **(run.summary if run.summary is not None else NO_SUMMARY),
+        },
         "discrepancies": [_position_finding(f) for f in positions],
         "cash": run.cash,
         "orders": [_order_finding(f) for f in orders],
@@ -139,7 +149,7 @@ def fleet_json(accounts: list[AccountStatus]) -> list[dict[str, Any]]:
 
 
 def books_json(positions: list[Position], trades: list[Trade], groups: list[PositionGroup]) -> dict[str, Any]:
-    """Positions with their lots, completed trades with P&L, and position groups, as JSON."""
+    """Positions with their lots, completed trades with P&L, realized P&L, and position groups, as JSON."""
     return {
         "positions": [
             {
@@ -188,6 +198,7 @@ def books_json(positions: list[Position], trades: list[Trade], groups: list[Posi
             }
             for t in trades
         ],
+        "realized_pnl": realized_pnl_json(trades),
         "groups": [
             {
                 "name": g.name,
@@ -197,6 +208,36 @@ def books_json(positions: list[Position], trades: list[Trade], groups: list[Posi
             }
             for g in groups
         ],
+    }
+
+
+@exact
+def realized_pnl_json(trades: list[Trade]) -> dict[str, Any]:
+    """Realized P&L of completed ``trades``: per instrument (by instrument key) and for the account, full precision.
+
+    The books hold no currency per instrument: the total adds the instruments' P&L as they are, which is
+    one currency only when every instrument is quoted in the same one.
+    """
+    by_key: dict[tuple[str, str, int], list[Trade]] = {}
+    for trade in trades:
+        by_key.setdefault((trade.category, trade.symbol, trade.leg), []).append(trade)
+    return {
+        "by_instrument": [
+            {"category": category, "symbol": symbol, "leg": leg, **_pnl_sums(group)}
+            for (category, symbol, leg), group in sorted(by_key.items())
+        ],
+        "total": _pnl_sums(trades),
+    }
+
+
+def _pnl_sums(trades: list[Trade]) -> dict[str, Any]:
+    """Gross, fees and net summed over ``trades``, how many they are and how many exits were estimated."""
+    return {
+        "trades": len(trades),
+        "estimated_exits": sum(1 for t in trades if t.exit_estimated),
+        "gross": plain(sum((t.gross_pnl for t in trades), ZERO)),
+        "fees": plain(sum((t.fees for t in trades), ZERO)),
+        "net": plain(sum((t.net_pnl for t in trades), ZERO)),
     }
 
 

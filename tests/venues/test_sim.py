@@ -78,7 +78,7 @@ def full_state_file(write_state: WriteState) -> Path:
             {"symbol": "BTCUSDT", "category": "linear", "leg": 1, "side": "long", "qty": "0.5",
              "avg_price": "50000.10", "mark_price": 51000},
             {"symbol": "BTCUSDT", "category": "linear", "leg": 2, "side": "short", "qty": 0.1, "avg_price": 49000.5},
-            {"symbol": "AAPL", "side": "long", "qty": 10, "avg_price": "185"}
+            {"symbol": "AAPL", "side": "long", "qty": 10, "avg_price": "185", "currency": "USD"}
           ],
           "cash": {"currency": "USDT", "balance": "10000.01"},
           "open_orders": [
@@ -107,9 +107,9 @@ def test_a_full_state_becomes_the_expected_snapshot(full_state_file: Path) -> No
     assert fetch(full_state_file) == Snapshot(
         as_of=NOW,
         positions=(
-            VenuePosition(btc_long, Decimal("0.5"), Decimal("50000.10"), Decimal(51000)),
-            VenuePosition(btc_short, Decimal("-0.1"), Decimal("49000.5")),
-            VenuePosition(aapl, Decimal(10), Decimal(185)),
+            VenuePosition(btc_long, Decimal("0.5"), Decimal("50000.10"), Decimal(51000), "USDT"),  # the cash's
+            VenuePosition(btc_short, Decimal("-0.1"), Decimal("49000.5"), None, "USDT"),
+            VenuePosition(aapl, Decimal(10), Decimal(185), None, "USD"),  # its own
         ),
         cash=Cash("USDT", Decimal("10000.01")),
         open_orders=(
@@ -403,7 +403,7 @@ def test_the_example_short_position_and_liquidation_are_read_as_such() -> None:
     (_, tsla) = fetch(EXAMPLE_VENUES / "shortseller_live.json").positions
     (liquidation,) = fetch(EXAMPLE_VENUES / "lxalgo_live.json").fills
 
-    assert tsla == VenuePosition(InstrumentKey("us_equity", "TSLA"), Decimal(-240), Decimal(250), Decimal(247))
+    assert tsla == VenuePosition(InstrumentKey("us_equity", "TSLA"), Decimal(-240), Decimal(250), Decimal(247), "USD")
     assert liquidation.kind is FillKind.LIQUIDATION
     assert liquidation.time == datetime(2026, 11, 13, 22, 47, 5, tzinfo=UTC)
 

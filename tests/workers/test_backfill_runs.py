@@ -182,7 +182,7 @@ def test_the_run_reports_the_change_as_an_action_with_before_and_after(
     assert (document["reason"], document["status"], document["summary"]) == (
         "backfill",
         "resolved",
-        {"matched": 1, "discrepancies": 0, "actions": 1},
+        {"matched": 1, "discrepancies": 0, "actions": 1, **reports.NO_SUMMARY},  # a backfill compares no positions
     )
     console = Console(file=io.StringIO(), width=200)
     console.print(render.run_view(run))

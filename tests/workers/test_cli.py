@@ -178,7 +178,18 @@ def test_runs_and_report_show_what_was_stored(recon: Recon) -> None:
         "run_id", "bot", "account", "venue", "status", "dry_run", "started_at", "finished_at", "summary",
         "discrepancies", "cash", "orders", "actions",
     }  # fmt: skip
-    assert stored["summary"] == {"matched": 0, "discrepancies": 2, "actions": 2}
+    assert stored["summary"] == {  # seed 004's scale-in: 150 BTC in the books, 30 at the venue; ETH sold at the venue
+        "matched": 0,
+        "discrepancies": 2,
+        "actions": 2,
+        "venue_positions": 1,
+        "book_positions": 2,
+        "added": 0,
+        "removed": 1,
+        "adjusted": 1,
+        "venue_value_at_mark": {"USDT": "1593000"},
+        "unvalued_positions": 0,
+    }
 
 
 def test_the_ledger_commands_write_the_books(recon: Recon) -> None:
