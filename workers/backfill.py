@@ -24,6 +24,7 @@ from reconciliation.plan import RunStatus
 from reconciliation.values import Fill
 from venues.base import Venue
 from workers.connect import open_venue
+from workers.counters import VenueCounter, counted
 from workers.fleet import AccountConfig
 from workers.pipeline import Clock, fail_quietly, utc_now
 
@@ -61,6 +62,7 @@ def backfill(
     dry_run: bool = False,
     clock: Clock = utc_now,
     venue: Venue | None = None,
+    count: VenueCounter | None = None,
 ) -> BackfillResult:
     """Replace the account's estimated exits with the venue's real fills; the run is recorded whatever happens."""
     started = clock()
@@ -70,7 +72,7 @@ def backfill(
     context = {"bot": config.bot, "account": config.account, "run_id": start.run_id}
     log.info("backfill started: %s/%s run %s", config.bot, config.account, start.run_id, extra=context)
     try:
-        return _replace_estimates(database, config, venue, account_id, start.run_id, dry_run, clock, context)
+        return _replace_estimates(database, config, venue, account_id, start.run_id, dry_run, clock, context, count)
     except BaseException as error:
         fail_quietly(database, start.run_id, f"unexpected error: {type(error).__name__}: {error}", clock)
         raise
@@ -85,13 +87,15 @@ def _replace_estimates(
     dry_run: bool,
     clock: Clock,
     context: dict[str, object],
+    count: VenueCounter | None,
 ) -> BackfillResult:
     with database.reading() as session:
         candidates = books_backfill.estimated_trades(session, account_id)
     fills: tuple[Fill, ...] = ()
     if candidates:
         try:
-            fills = (venue or open_venue(config)).fills_between(min(t.entry_time for t in candidates), clock())
+            source = counted(venue or open_venue(config), config.venue, count)
+            fills = source.fills_between(min(t.entry_time for t in candidates), clock())
         except ReconError as error:
             message = f"fetch failed: {error}"
             with database.transaction() as session:

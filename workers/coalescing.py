@@ -33,6 +33,7 @@ from redis import Redis
 from redis.exceptions import LockError, RedisError
 
 from reconciliation.errors import CoordinationUnavailable, RetryLater
+from workers.counters import count_trigger
 from workers.fleet import AccountConfig
 from workers.results import RunResult
 from workers.settings import Settings
@@ -81,6 +82,7 @@ def record_trigger(redis: Redis, config: AccountConfig, reason: str, settings: S
     with redis_errors():
         queued = bool(redis.set(f"{account_key(config.bot, config.account)}:pending", reason, nx=True,
                                 ex=settings.coalesce_seconds))  # fmt: skip
+    count_trigger(redis, queued)
     return Trigger(ticket, queued)
 
 

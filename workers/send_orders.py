@@ -26,6 +26,7 @@ from reconciliation.effects import CancelOrder, PlaceOrder
 from reconciliation.errors import DuplicateClientOrderId, ReconError
 from venues.base import Venue
 from workers.connect import open_venue
+from workers.counters import VenueCounter, counted
 from workers.fleet import AccountConfig
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ def send_planned_orders(
     now: datetime,
     max_age_seconds: int,
     venue: Venue | None = None,
+    count: VenueCounter | None = None,
 ) -> SendReport:
     """Send what run ``run_id`` planned and has not sent yet, unless it is too late to (see the module)."""
     with database.reading() as session:
@@ -63,7 +65,7 @@ def send_planned_orders(
         log.warning("orders of run %s dropped: %s", run_id, too_late,
                     extra={"bot": config.bot, "account": config.account, "run_id": run_id})  # fmt: skip
         return SendReport(dropped=len(planned), why_dropped=too_late)
-    venue = venue or open_venue(config)
+    venue = counted(venue or open_venue(config), config.venue, count)
     sent = failed = 0
     for order in planned:
         state, outcome, venue_id = _send(venue, order)

@@ -27,6 +27,7 @@ from venues.base import Venue
 from workers.alerts import deliver
 from workers.backfill import backfill
 from workers.coalescing import AccountBusy, AccountLock, Served, serve
+from workers.counters import VenueCounter, venue_counter
 from workers.fleet import AccountConfig
 from workers.follow_ups import ALERTS_TASK, BACKFILL_TASK, SEND_ORDERS_TASK, follow_ups_of, record_failed_follow_up
 from workers.pipeline import Clock, run_reconciliation, utc_now
@@ -56,6 +57,11 @@ class Service:
     recheck: Recheck | None = None
 
     @property
+    def count(self) -> VenueCounter | None:
+        """Where venue calls are counted (Redis, for the metrics); None on the embedded default."""
+        return venue_counter(self.redis) if self.redis is not None else None
+
+    @property
     def coordinated(self) -> bool:
         """True when runs take the Redis lock and publish; False on the embedded default."""
         return self.redis is not None
@@ -73,7 +79,7 @@ class Service:
 
         def run_once(why: str) -> RunResult:
             result = run_reconciliation(self.database, config, reason=why, dry_run=dry_run, clock=self.clock,
-                                        venue=venue)  # fmt: skip
+                                        venue=venue, count=self.count)  # fmt: skip
             if self.redis is not None and not result.failed and not dry_run:
                 publish(self.redis, result, self.settings)
             return result
@@ -119,12 +125,12 @@ class Service:
         if task == SEND_ORDERS_TASK:
             with self.holding(config):
                 send_planned_orders(self.database, config, run_id, now=self.clock(),
-                                    max_age_seconds=self.settings.order_max_age_seconds)  # fmt: skip
+                                    max_age_seconds=self.settings.order_max_age_seconds, count=self.count)  # fmt: skip
         elif task == ALERTS_TASK:
             deliver(self.database, self.settings, self.clock(), run_id)
         elif task == BACKFILL_TASK:
             with self.holding(config):
-                backfill(self.database, config, clock=self.clock)
+                backfill(self.database, config, clock=self.clock, count=self.count)
         else:
             raise FixConfiguration(f"unknown follow-up {task!r}")
 
