@@ -8,9 +8,10 @@ from datetime import datetime
 
 from fastapi import FastAPI
 
+from api import pages
 from api.context import ApiContext
 from api.errors import install_error_handlers
-from api.routes import fleet, health, operate
+from api.routes import fleet, health, metrics, operate
 from workers.pipeline import utc_now
 from workers.settings import Settings, load_settings
 
@@ -35,5 +36,6 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     install_error_handlers(app)
     for router in (health.router, fleet.router, operate.router):
         app.include_router(router, prefix=API_PREFIX)
-    app.include_router(__import__("api.pages", fromlist=["router"]).router)  # the page (api/pages.py)
+    app.include_router(metrics.router)
+    app.include_router(pages.router)
     return app

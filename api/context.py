@@ -21,7 +21,7 @@ from workers.runtime import database_of, redis_client
 from workers.settings import Settings
 
 if TYPE_CHECKING:
-    from celery import Celery
+    from workers.celery import CeleryApp
 
 
 @dataclass
@@ -55,9 +55,9 @@ class ApiContext:
         return redis_client(self.settings) if self.coordinated else None
 
     @cached_property
-    def celery(self) -> Celery:
+    def celery(self) -> CeleryApp:
         """The Celery app tasks are sent through (by name: the API never imports the tasks)."""
-        from workers.celery import create_app  # noqa: PLC0415 - Celery only when sending
+        from workers.celery import create_app  # noqa: PLC0415 - importing it makes a default app: only when sending
 
         return create_app(self.settings)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import CSRF_HEADER, OPERATE, SESSION_COOKIE, Principal, authenticate, bearer_of, csrf_matches
 from api.context import ApiContext
@@ -23,7 +24,12 @@ LOCAL = Principal("local", OPERATE)
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 
 
-def principal_of(request: Request) -> Principal:
+BEARER = HTTPBearer(auto_error=False, description="a token of RECON_API_TOKENS (name:role:token)")
+
+
+def principal_of(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None
+) -> Principal:
     """The caller, from ``Authorization: Bearer`` or else the page's session cookie; 401 when neither holds a
     configured token. A state-changing request made with the cookie must carry the page's CSRF token in
     ``X-CSRF-Token`` (403 otherwise): a cookie is sent by the browser on its own, a header is not.
@@ -34,7 +40,7 @@ def principal_of(request: Request) -> Principal:
     context = context_of(request)
     if not context.tokens:
         return _local_caller(request)
-    token = bearer_of(request.headers.get("authorization"))
+    token = credentials.credentials if credentials else bearer_of(request.headers.get("authorization"))
     from_cookie = token is None
     if from_cookie:
         token = request.cookies.get(SESSION_COOKIE)

@@ -11,7 +11,7 @@ from api.auth import Principal
 from api.context import ApiContext
 from api.errors import forbidden
 from api.views import run_report
-from models.accounts import get_or_create_account
+from models.accounts import account_id_of, get_or_create_account
 from models.audit import record_action
 from models.history import list_runs, set_halted
 from workers.fleet import AccountConfig
@@ -92,5 +92,5 @@ def _audit(
 ) -> None:
     now = context.clock()
     with context.database.transaction() as session:
-        row = get_or_create_account(session, config.bot, config.account, now, config.venue)
-        record_action(session, row.id, action, principal.name, reason, outcome, now)
+        account_id = account_id_of(session, config.bot, config.account, now, config.venue)
+        record_action(session, account_id, action, principal.name, reason, outcome, now)

@@ -29,6 +29,10 @@ class Health(BaseModel):
     workers: str = Field(description="how many workers answer, not configured, or why not")
 
 
+class Live(BaseModel):
+    status: Literal["ok"]
+
+
 class LastRun(BaseModel):
     run_id: int
     status: str

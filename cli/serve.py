@@ -22,8 +22,11 @@ def serve(
     Tokens come from RECON_API_TOKENS (name:role:token, comma-separated; role read, operate or bot=<bot>).
     Without RECON_REDIS_URL (the embedded default) reads work and a trigger runs the reconciliation here.
     """
-    from api.serve import serve as run_server  # noqa: PLC0415 - FastAPI and uvicorn only for this command
+    from api.serve import check_exposure  # noqa: PLC0415 - FastAPI and uvicorn only for this command
+    from api.serve import serve as run_server  # noqa: PLC0415
+    from workers.settings import load_settings  # noqa: PLC0415
 
     if not 1 <= port <= 65535:
         raise FixConfiguration(f"--port: must be from 1 to 65535, got {port}")
+    check_exposure(load_settings(), host)  # the tokens and the address first: they decide whether to go on at all
     run_server(options_of(ctx).settings(), host, port)

@@ -49,6 +49,17 @@ def get_or_create_account(session: Session, bot: str, account: str, now: datetim
     return row
 
 
+def account_id_of(session: Session, bot: str, account: str, now: datetime, venue: str = "") -> int:
+    """The id of (bot, account)'s row: one statement when it exists (the usual case), else created as
+    ``get_or_create_account`` does."""
+    found = session.scalar(
+        select(tables.Account.id)
+        .join(tables.Bot, tables.Bot.id == tables.Account.bot_id)
+        .where(tables.Bot.name == bot, tables.Account.name == account)
+    )
+    return found if found is not None else get_or_create_account(session, bot, account, now, venue).id
+
+
 def find_account(session: Session, bot: str, account: str) -> tables.Account:
     """The account row for (bot, account); an unknown pair is a configuration error naming it."""
     row = session.scalars(

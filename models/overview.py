@@ -3,11 +3,13 @@ successful run and open breaks by severity (what the trading gate and the fleet 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from models.books import Account, Bot
 from models.runs import Break, Run
@@ -52,12 +54,25 @@ def fleet_overview(session: Session, bot: str | None = None, account: str | None
         .group_by(Run.account_id)
     )
     last_q, succeeded_q = last.subquery(), succeeded.subquery()
-    last_run = aliased(Run)
     query = (
-        select(Bot.name, Account, last_run, succeeded_q.c.at)
+        select(
+            Bot.name.label("bot"),
+            Account.id,
+            Account.name,
+            Account.venue,
+            Account.halted,
+            Account.halted_reason,
+            Account.halted_at,
+            Run.id.label("run_id"),
+            Run.status,
+            Run.reason,
+            Run.started_at,
+            Run.finished_at,
+            succeeded_q.c.at.label("success_at"),
+        )
         .join(Account, Account.bot_id == Bot.id)
         .outerjoin(last_q, last_q.c.account_id == Account.id)
-        .outerjoin(last_run, last_run.id == last_q.c.run_id)
+        .outerjoin(Run, Run.id == last_q.c.run_id)
         .outerjoin(succeeded_q, succeeded_q.c.account_id == Account.id)
         .order_by(Bot.name, Account.name)
     )
@@ -65,23 +80,18 @@ def fleet_overview(session: Session, bot: str | None = None, account: str | None
         query = query.where(Bot.name == bot)
     if account is not None:
         query = query.where(Account.name == account)
-    rows = session.execute(query).all()
+    rows = session.execute(query).all()  # columns, not ORM objects: a fleet of thousands is read in one pass
     filtered = bot is not None or account is not None
-    breaks = _open_breaks_by_severity(session, [row[1].id for row in rows] if filtered else None) if rows else {}
-    return [
-        AccountOverview(
-            bot=bot_name,
-            account=row.name,
-            venue=row.venue,
-            halted=row.halted,
-            halted_reason=row.halted_reason,
-            halted_at=row.halted_at,
-            last_run=LastRun(run.id, run.status, run.reason, run.started_at, run.finished_at) if run else None,
-            last_success_at=success_at,
-            open_breaks=breaks.get(row.id, {}),
-        )
-        for bot_name, row, run, success_at in rows
-    ]
+    breaks = _open_breaks_by_severity(session, [row.id for row in rows] if filtered else None) if rows else {}
+    return [_overview(row, breaks) for row in rows]
+
+
+def _overview(row: Sequence[Any], breaks: dict[int, dict[str, int]]) -> AccountOverview:
+    (bot, account_id, name, venue, halted, halted_reason, halted_at, run_id, status, reason, started_at, finished_at,
+     success_at) = row  # fmt: skip
+    last = LastRun(run_id, status, reason, started_at, finished_at) if run_id is not None else None
+    return AccountOverview(bot, name, venue, halted, halted_reason, halted_at, last, success_at,
+                           breaks.get(account_id, {}))  # fmt: skip
 
 
 def _open_breaks_by_severity(session: Session, account_ids: list[int] | None) -> dict[int, dict[str, int]]:

@@ -1,8 +1,10 @@
 """The dependency rule of DESIGN.md and docs/architecture.md, for our packages and for third-party ones.
 
-    reconciliation  <-  venues, models  <-  workers  <-  tasks (by task name only), cli
+    reconciliation  <-  venues, models  <-  workers  <-  tasks (by task name only), api  <-  cli
     SQL (SQLAlchemy, Alembic) only in models/ and alembic/; venue SDKs and requests only in venues/;
-    Celery, kombu, celery-redbeat and Redis only in workers/ (Celery also in tasks/); Typer and Rich only in cli/.
+    Celery, kombu, celery-redbeat and Redis only in workers/ (Celery also in tasks/; Redis also in api/, which
+    reads the event stream and the counters); Typer and Rich only in cli/; FastAPI, uvicorn, Jinja2 and
+    prometheus_client only in api/, which reads through models/ and sends tasks through workers/.
 
 Every import counts, also one inside a function or under ``if TYPE_CHECKING``. bench/ measures the packages
 from outside: it may import any of ours, and SQLAlchemy (to count statements, and for its deliberately
@@ -19,16 +21,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = {"reconciliation", "venues", "models", "workers", "tasks", "cli"}
+OURS = {"reconciliation", "venues", "models", "workers", "tasks", "cli", "api"}
 ALLOWED_OURS = {
     "reconciliation": set(),
     "venues": {"reconciliation"},
     "models": {"reconciliation"},
     "workers": {"reconciliation", "venues", "models"},
     "tasks": {"workers", "reconciliation"},
-    "cli": {"reconciliation", "models", "workers"},
+    "cli": {"reconciliation", "models", "workers", "api"},
+    "api": {"reconciliation", "models", "workers"},
     "alembic": {"models"},
-    "bench": {"reconciliation", "venues", "models", "workers"},
+    "bench": {"reconciliation", "venues", "models", "workers", "api"},
 }
 ALLOWED_THIRD_PARTY = {
     "reconciliation": set(),
@@ -37,8 +40,10 @@ ALLOWED_THIRD_PARTY = {
     "workers": {"celery", "kombu", "redbeat", "redis", "pydantic", "pydantic_settings"},
     "tasks": {"celery"},
     "cli": {"typer", "rich"},
+    "api": {"fastapi", "starlette", "uvicorn", "jinja2", "anyio", "pydantic", "prometheus_client", "redis"},
     "alembic": {"sqlalchemy", "alembic"},
     "bench": {
+        "httpx",
         "sqlalchemy",
         "celery",
         "kombu",

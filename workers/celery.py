@@ -41,6 +41,8 @@ from workers.fleet import fleet_of
 from workers.schedule import QUEUES, beat_schedule
 from workers.settings import Settings, load_settings
 
+CeleryApp = Celery  # the app's type, for modules outside workers/ that hold one (the API sends tasks through it)
+
 
 class ReconCelery(Celery):  # type: ignore[misc]
     """The Celery app, carrying the settings it was made from outside ``conf``: ``celery inspect conf`` and Flower

@@ -28,9 +28,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("outcome", sa.String(length=32), nullable=False),
         sa.Column("at", models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name=op.f("fk_operator_actions_account_id_accounts")
-        ),
+        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name=op.f("fk_operator_actions_account_id_accounts")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_operator_actions")),
     )
     with op.batch_alter_table("operator_actions", schema=None) as batch_op:

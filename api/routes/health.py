@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from api.context import ApiContext
 from api.deps import Context
-from api.schemas import Health
+from api.schemas import Health, Live
 from workers.runtime import first_line
 
 router = APIRouter()
@@ -30,10 +29,15 @@ def health(context: Context) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)
 
 
+@router.get("/live", response_model=Live)
+def live() -> Live:
+    """The process answers (liveness): nothing else is checked, so restarting it would not help otherwise."""
+    return Live(status="ok")
+
+
 def _database(context: ApiContext) -> State:
     try:
-        with context.database.reading() as session:
-            session.execute(text("SELECT 1"))
+        context.database.ping()
     except Exception as error:  # any failure is the answer, not a crash of the health check
         return False, f"unavailable: {first_line(error)}"
     return True, "ok"

@@ -36,12 +36,13 @@ class Server:
 
 @contextmanager
 def running_server(env: dict[str, str], cwd: Path, *args: str) -> Iterator[Server]:
-    """``recon serve`` with ``env`` (added to this process's) on a free loopback port, until the block ends."""
+    """``recon serve`` with ``env`` (and this process's environment without its ``RECON_*``) on a free loopback
+    port, until the block ends."""
     port = free_port()
     log = cwd / f"serve-{port}.log"
     with log.open("wb") as output:
         command = [str(RECON), "serve", "--port", str(port), *args]
-        process = subprocess.Popen(command, env={**os.environ, **env}, cwd=cwd, stdout=output,
+        process = subprocess.Popen(command, env={**hermetic_environment(), **env}, cwd=cwd, stdout=output,
                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     server = Server(f"http://127.0.0.1:{port}", process, log)
     try:
@@ -49,6 +50,11 @@ def running_server(env: dict[str, str], cwd: Path, *args: str) -> Iterator[Serve
         yield server
     finally:
         stop_process_groups(process)
+
+
+def hermetic_environment() -> dict[str, str]:
+    """This process's environment without any ``RECON_*`` setting: a test's server has only those it is given."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("RECON_")}
 
 
 def _wait_until_listening(server: Server) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from models.audit import OperatorAction
@@ -308,3 +309,33 @@ def test_a_database_that_is_down_is_503_without_sql_or_secrets(settings: Setting
     assert health.status_code == 503
     assert health.json()["status"] == "degraded" and health.json()["database"].startswith("unavailable")
     assert "s3cret" not in health.text
+
+
+# --- metrics ---------------------------------------------------------------------------------------------------
+
+
+def test_metrics_are_open_without_a_metrics_token_and_count_the_fleets_runs(server: Server, settings: Settings) -> None:
+    run_all(settings)
+    with server.client() as prometheus:
+        answer = prometheus.get("/metrics")
+
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    assert 'recon_account_halted{account="live",bot="shortseller"} 1.0' in answer.text
+    runs = [sample for family in text_string_to_metric_families(answer.text) if family.name == "recon_runs"
+            for sample in family.samples if sample.name == "recon_runs_total"]  # fmt: skip
+    assert sum(s.value for s in runs) == ACCOUNTS  # one run each
+    assert sum(s.value for s in runs if s.labels["bot"] == "shortseller" and s.labels["status"] == "halted") == 1
+
+
+def test_with_a_metrics_token_metrics_need_it(settings: Settings, tmp_path: Path) -> None:
+    scrape = "prometheus-scrape-token-0123456789"
+    with running_server(server_env(settings, RECON_METRICS_TOKEN=scrape), tmp_path) as server:
+        with server.client() as anonymous:
+            refused = anonymous.get("/metrics")
+        with server.client(OPERATOR) as api_token:
+            wrong = api_token.get("/metrics")
+        with server.client(scrape) as prometheus:
+            scraped = prometheus.get("/metrics")
+
+    assert refused.status_code == 401 and wrong.status_code == 401
+    assert scraped.status_code == 200 and "recon_account_halted" in scraped.text

@@ -1,14 +1,15 @@
 """The README's service block, followed literally: the first shell block under "Running it as a service" runs in
 bash from the fleet's folder (not the repository), with only its URLs pointed at the test's Postgres and Redis.
 
-It starts the Procfile's worker, beat and Flower through honcho, waits for a worker, triggers a run, reconciles
-through the workers and stops them all. The test checks what an operator would: the commands said what they
-did, the runs are in Postgres, and no process is left behind.
+It starts the Procfile's worker, beat, Flower and API through honcho, waits for a worker, triggers a run,
+reconciles through the workers, asks the API for the account's trading gate and stops them all. The test checks
+what an operator would: the commands said what they did, the runs are in Postgres, and no process is left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -61,7 +62,8 @@ def test_the_readmes_service_block_runs_as_written_from_the_fleets_folder(
     Redis.from_url(REDIS_URL).flushdb()
     bin_dir = str(Path(sys.executable).parent)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("RECON_", "FLOWER_"))}
-    env |= {"PATH": f"{bin_dir}:{env.get('PATH', '')}", "FLOWER_PORT": str(free_port()), "COLUMNS": "200"}
+    env |= {"PATH": f"{bin_dir}:{env.get('PATH', '')}", "FLOWER_PORT": str(free_port()), "COLUMNS": "200",
+            "RECON_API_PORT": str(free_port())}  # fmt: skip
     shell = subprocess.Popen(["bash", "-c", script], cwd=example_fleet.parent, env=env, start_new_session=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
@@ -79,10 +81,13 @@ def test_the_readmes_service_block_runs_as_written_from_the_fleets_folder(
     assert "reconcile:lxalgo:live" in out, "recon schedule lists beat's entry for the account"
     assert "lxalgo/live: run queued" in out or "lxalgo/live: a run is already queued" in out
     assert re.search(r"^run \d+  lxalgo/live on sim  \w+  ", out, flags=re.MULTILINE), "--queue printed the report"
+    gate = re.search(r'\{"bot":"lxalgo","account":"live".*?"reasons":\[[^\]]*\]\}', out)  # curl ends no line
+    assert gate is not None, ("curl printed the account's row from the API", out, err[-3000:])
+    assert json.loads(gate.group(0))["last_run"]["status"] != "running", "the API saw the finished runs"
     database = Database(postgres_url)
     with database.reading() as session:
         live = [(line.reason, line.status) for line in list_runs(session, "lxalgo", "live", limit=50)]
     database.dispose()
     assert any(reason == "large_fill" for reason, _ in live), "the trigger's run is recorded"
     assert all(status != "running" for _, status in live), "every run finished"
-    assert left_behind == [], "kill %1 stopped worker, beat and flower"
+    assert left_behind == [], "kill %1 stopped worker, beat, flower and the API"
