@@ -11,8 +11,8 @@ from api.auth import Principal
 from api.context import ApiContext
 from api.errors import forbidden
 from api.views import run_report
-from models.accounts import account_id_of, get_or_create_account
-from models.audit import record_action
+from models.accounts import get_or_create_account
+from models.audit import record_action, record_trigger_action
 from models.history import list_runs, set_halted
 from workers.fleet import AccountConfig
 
@@ -45,7 +45,7 @@ def trigger(context: ApiContext, principal: Principal, bot: str, account: str, r
     redis = context.redis
     assert redis is not None
     ticket = trigger_run(redis, context.celery, config, reason, context.settings)
-    _audit(context, principal, config, "trigger", reason, "queued" if ticket.queued else "joined")
+    _audit_trigger(context, principal, config, reason, "queued" if ticket.queued else "joined")
     deadline = time.monotonic() + min(wait, MAX_TRIGGER_WAIT)
     while wait > 0 and time.monotonic() < deadline:
         if served_count(redis, config) >= ticket.ticket:
@@ -60,7 +60,7 @@ def _run_here(context: ApiContext, principal: Principal, config: AccountConfig, 
 
     with context.in_process_runs:
         served = Service(context.database, context.settings, clock=context.clock).reconcile(config, reason)
-    _audit(context, principal, config, "trigger", reason, "ran here")
+    _audit_trigger(context, principal, config, reason, "ran here")
     run_id = served.results[-1].run_id if served.results else None
     report = run_report(context, principal, run_id) if wait > 0 and run_id is not None else None
     return Triggered(True, run_id, report)
@@ -87,10 +87,7 @@ def set_halt(
     return not unchanged
 
 
-def _audit(
-    context: ApiContext, principal: Principal, config: AccountConfig, action: str, reason: str, outcome: str
-) -> None:
-    now = context.clock()
+def _audit_trigger(context: ApiContext, principal: Principal, config: AccountConfig, reason: str, outcome: str) -> None:
     with context.database.transaction() as session:
-        account_id = account_id_of(session, config.bot, config.account, now, config.venue)
-        record_action(session, account_id, action, principal.name, reason, outcome, now)
+        record_trigger_action(session, config.bot, config.account, config.venue, principal.name, reason, outcome,
+                              context.clock())  # fmt: skip

@@ -40,7 +40,7 @@ ALLOWED_THIRD_PARTY = {
     "workers": {"celery", "kombu", "redbeat", "redis", "pydantic", "pydantic_settings"},
     "tasks": {"celery"},
     "cli": {"typer", "rich"},
-    "api": {"fastapi", "starlette", "uvicorn", "jinja2", "anyio", "pydantic", "prometheus_client", "redis"},
+    "api": {"fastapi", "starlette", "uvicorn", "jinja2", "anyio", "pydantic", "prometheus_client", "redis", "orjson"},
     "alembic": {"sqlalchemy", "alembic"},
     "bench": {
         "httpx",

@@ -21,8 +21,8 @@ def overview(
     breaks: dict[str, int] | None = None,
 ) -> AccountOverview:
     success = NOW - timedelta(seconds=success_ago) if success_ago is not None else None
-    last = LastRun(7, status, "schedule", NOW - timedelta(seconds=30), NOW - timedelta(seconds=29))
-    return AccountOverview("lxalgo", "live", "bybit", halted, "by hand" if halted else None, None, last, success,
+    last = LastRun(7, status, "schedule", NOW - timedelta(seconds=29))
+    return AccountOverview("lxalgo", "live", "bybit", halted, "by hand" if halted else None, last, success,
                            breaks or {})  # fmt: skip
 
 
