@@ -3,6 +3,7 @@ may do what, the trading gate, triggers coalesced like ``recon trigger``, the au
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from models.audit import OperatorAction
 from models.database import Database
 from tests.api.server import Server, running_server
-from tests.conftest import REDIS_URL, reconcile
+from tests.conftest import EXAMPLES, REDIS_URL, reconcile
 from workers.fleet import load_fleet
 from workers.settings import Settings
 
@@ -38,11 +39,24 @@ def server_env(settings: Settings, **extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-@pytest.fixture
-def server(settings: Settings, tmp_path: Path) -> Iterator[Server]:
-    """``recon serve`` on the example fleet (books seeded, nothing run yet), Postgres and Redis."""
-    with running_server(server_env(settings), tmp_path) as running:
+@pytest.fixture(scope="module")
+def shared_server(postgres_session_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One ``recon serve`` for the module, on the test Postgres and Redis with a copy of the example fleet: it reads
+    both afresh for every request, so each test's own books are what it answers about."""
+    folder = tmp_path_factory.mktemp("api")
+    shutil.copytree(EXAMPLES, folder / "fleet")
+    env = {"RECON_DATABASE_URL": postgres_session_url, "RECON_FLEET": str(folder / "fleet" / "fleet.toml"),
+           "RECON_REDIS_URL": REDIS_URL, "RECON_BROKER_URL": REDIS_URL, "RECON_API_TOKENS": TOKENS,
+           "RECON_COALESCE_SECONDS": "30"}  # fmt: skip
+    with running_server(env, folder) as running:
         yield running
+
+
+@pytest.fixture
+def server(shared_server: Server, settings: Settings) -> Server:
+    """``recon serve`` over this test's books: the example fleet's seeded, nothing run yet (``settings`` empties
+    and seeds the same Postgres and Redis)."""
+    return shared_server
 
 
 def run_all(settings: Settings) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from celery import Celery
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import select
 
 from api.metrics import render_metrics
@@ -57,7 +59,7 @@ def test_venue_outcomes_follow_the_error_tree() -> None:
 
 
 def test_counting_into_a_redis_that_does_not_answer_loses_the_count_not_the_call() -> None:
-    nowhere = Redis(host="127.0.0.1", port=9, socket_connect_timeout=1)
+    nowhere = Redis(host="127.0.0.1", port=9, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))  # refused at once
 
     venue_counter(nowhere)("sim", "ok")  # no error
 
