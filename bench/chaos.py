@@ -58,6 +58,7 @@ from workers.settings import Settings  # noqa: E402
 
 BOT = "chaos"
 INTERVAL = 3  # seconds between scheduled runs of each account
+POOL_WAIT_SECONDS = 60  # how long a kill waits for a pool process (workers restarting after Redis did)
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 PRICES = {"BTCUSDT": 60000, "ETHUSDT": 3000, "SOLUSDT": 150}
 # Short limits, still nested as the settings demand, so a killed run is found and run again within seconds.
@@ -423,8 +424,12 @@ class Chaos:
             log(f"{stamp} SIGKILL the leading beat {beat.name} (pid {beat.process.pid})")  # type: ignore[union-attr]
         else:
             pid, what = self.pool_process_to_kill()
+            waited_until = time.monotonic() + POOL_WAIT_SECONDS
+            while pid is None and time.monotonic() < waited_until:  # workers the supervisor is restarting (Redis)
+                time.sleep(1)
+                pid, what = self.pool_process_to_kill()
             if pid is None:
-                log(f"{stamp} no pool process to kill yet")
+                log(f"{stamp} no pool process to kill within {POOL_WAIT_SECONDS} s")
                 return
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -79,6 +79,7 @@ class Options:
 
     config: Path | None
     db: str | None
+    opened: list[Database] = field(default_factory=list)
 
     def settings(self) -> Settings:
         """The process settings (``RECON_*``), with the fleet file and database these options name."""
@@ -96,10 +97,18 @@ class Options:
         return url
 
     def database(self) -> Database:
-        """The database, its schema current (SQLite is upgraded by itself)."""
+        """The database, its schema current (SQLite is upgraded by itself); closed with the command (``close``)."""
         from models.database import open_database  # noqa: PLC0415
 
-        return open_database(self.database_url())
+        database = open_database(self.database_url())
+        self.opened.append(database)
+        return database
+
+    def close(self) -> None:
+        """Close the connections of every database the command opened (a command run in-process, as the tests
+        and the demo do, would otherwise leave them to the garbage collector)."""
+        while self.opened:
+            self.opened.pop().dispose()
 
     def fleet(self) -> Fleet:
         """The fleet file, read and checked."""

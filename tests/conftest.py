@@ -336,14 +336,19 @@ def queued(app: Celery, queue: str) -> int:
 @pytest.fixture
 def settings(postgres_url: str, example_fleet: Path, redis: Redis, broker: str) -> Settings:
     """Settings for the example fleet on the test Postgres, Redis and message broker, its bots' books written."""
-    database = Database(postgres_url)
+    seed_example_books(postgres_url, example_fleet)
+    return Settings(database_url=postgres_url, fleet=str(example_fleet), redis_url=REDIS_URL,
+                    broker_url=broker, coalesce_seconds=30)  # fmt: skip
+
+
+def seed_example_books(database_url: str, example_fleet: Path) -> None:
+    """Write what the example fleet's bots recorded (``cli/examples/books``) into the books at ``database_url``."""
+    database = Database(database_url)
     fleet = load_fleet(example_fleet)
     client = BooksClient(database, fleet=fleet)
     for config in fleet.accounts:
         seed_books(client, config, example_fleet.parent / "books" / f"{config.bot}_{config.account}.json")
     database.dispose()
-    return Settings(database_url=postgres_url, fleet=str(example_fleet), redis_url=REDIS_URL,
-                    broker_url=broker, coalesce_seconds=30)  # fmt: skip
 
 
 @pytest.fixture
@@ -377,6 +382,7 @@ __all__ = [
     "on_both_brokers",
     "queued",
     "reconcile",
+    "seed_example_books",
     "serve_in_process",
 ]
 

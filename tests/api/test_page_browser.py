@@ -37,11 +37,9 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from cli.demo import seed_books
 from models.database import Database
 from tests.api.server import Server, running_server
-from tests.conftest import REDIS_URL, reconcile
-from workers.books import BooksClient
+from tests.conftest import REDIS_URL, reconcile, seed_example_books
 from workers.fleet import load_fleet
 from workers.settings import Settings
 from workers.triggers import trigger_run
@@ -403,12 +401,7 @@ def test_a_committed_run_appears_in_the_open_page_within_2_s(
 @contextmanager
 def embedded_server(sqlite_url: str, example_fleet: Path, cwd: Path) -> Iterator[Server]:
     """``recon serve`` on the embedded default: SQLite, no Redis, no tokens (loopback callers are the operator)."""
-    database = Database(sqlite_url)
-    fleet = load_fleet(example_fleet)
-    client = BooksClient(database, fleet=fleet)
-    for config in fleet.accounts:
-        seed_books(client, config, example_fleet.parent / "books" / f"{config.bot}_{config.account}.json")
-    database.dispose()
+    seed_example_books(sqlite_url, example_fleet)
     env = {"RECON_DATABASE_URL": sqlite_url, "RECON_FLEET": str(example_fleet)}
     with running_server(env, cwd) as running:
         yield running

@@ -12,10 +12,7 @@ from typing import Any
 import pytest
 
 from cli.app import main
-from cli.demo import seed_books
-from models.database import Database
-from workers.books import BooksClient
-from workers.fleet import load_fleet
+from tests.conftest import seed_example_books
 
 
 class Recon:
@@ -43,12 +40,7 @@ class Recon:
 @pytest.fixture
 def recon(capsys: pytest.CaptureFixture[str], example_fleet: Path, database_url: str) -> Recon:
     """``recon`` on the example fleet whose bots have written their books (nothing reconciled yet)."""
-    database = Database(database_url)
-    fleet = load_fleet(example_fleet)
-    client = BooksClient(database, fleet=fleet)
-    for config in fleet.accounts:
-        seed_books(client, config, example_fleet.parent / "books" / f"{config.bot}_{config.account}.json")
-    database.dispose()
+    seed_example_books(database_url, example_fleet)
     return Recon(capsys, example_fleet, database_url)
 
 
