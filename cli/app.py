@@ -22,7 +22,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from cli import books, runs, runtime, serve, venue
+from cli import books, importing, runs, runtime, serve, summary, venue
 from cli.options import (
     EXIT_FAILED,
     EXIT_INTERNAL,
@@ -61,6 +61,7 @@ app.command()(runs.fleet)
 app.command()(runs.halt)
 app.command()(runs.resume)
 app.command()(runs.backfill)
+app.command()(summary.summary)
 app.command()(runtime.schedule)
 app.command()(runtime.trigger)
 app.command()(runtime.workers)
@@ -70,8 +71,10 @@ ledger_app.command()(books.fill)
 ledger_app.command()(books.order)
 ledger_app.command()(books.cash)
 ledger_app.command()(books.show)
+ledger_app.command("import")(importing.import_history)
 db_app.command()(books.upgrade)
 venue_app.command()(venue.check)
+venue_app.command()(venue.snapshot)
 
 
 @app.callback()
@@ -87,6 +90,7 @@ def main_options(
 ) -> None:
     """Reconcile trading bots' books with their venues: positions, cash and orders."""
     ctx.obj = Options(config=config, db=db)
+    ctx.call_on_close(ctx.obj.close)
 
 
 @app.command()

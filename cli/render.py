@@ -312,9 +312,14 @@ def _money(value: str | None) -> str:
     return f"{Decimal(value):,.2f}" if value is not None else "-"
 
 
+def json_text(document: Any) -> str:
+    """``document`` as indented JSON ending with a newline, as every ``--json`` prints it."""
+    return json.dumps(document, indent=2) + "\n"
+
+
 def print_json(console: Console, document: Any) -> None:
     """Print ``document`` as JSON without colour or wrapping, so scripts can parse it."""
-    console.file.write(json.dumps(document, indent=2) + "\n")
+    console.file.write(json_text(document))
 
 
 def backfill_view(result: BackfillResult) -> RenderableType:
@@ -344,3 +349,57 @@ def backfill_view(result: BackfillResult) -> RenderableType:
             )
         parts.append(table)
     return Group(*parts)
+
+
+def summary_view(document: dict[str, Any]) -> RenderableType:
+    """Each account over a window (``workers.reports.summary_json``): a table that fits 80 columns, then each
+    account's last run and open breaks on lines of their own."""
+    title = Text(f"since {document['since']} (until {document['until']})", style="bold")
+    if not document["accounts"]:
+        return Group(title, Text("no accounts yet", style="dim"))
+    columns = [
+        Column("account", fold=True),
+        Column("runs"),
+        Column("failed"),
+        Column("found", drop=2),
+        Column("actions", drop=1),
+        Column("breaks +/-/open"),
+        Column("halts", drop=3),
+        Column("last run"),
+    ]
+    rows: list[tuple[Cell, ...]] = []
+    details: list[RenderableType] = []
+    for a in document["accounts"]:
+        breaks = a["breaks"]
+        counts = "/".join(str(sum(breaks[k].values())) for k in ("opened", "resolved", "open"))
+        last = a["last_run"]
+        runs = a["runs"]
+        rows.append((f"{a['bot']}/{a['account']}", str(runs["total"]), str(runs["by_status"].get("failed", 0)),
+                     str(a["discrepancies"]), str(a["actions"]), counts, str(a["halts"]),
+                     status_text(last["status"] if last else None)))  # fmt: skip
+        details.extend(_account_details(a))
+    return Group(title, FittedTable(columns, rows), *details)
+
+
+def _account_details(account: dict[str, Any]) -> list[RenderableType]:
+    """The lines under the table for one account: its last run with its figures, open breaks, estimated exits."""
+    last = account["last_run"]
+    if last is None:
+        return []
+    name = f"{account['bot']}/{account['account']}"
+    lines: list[RenderableType] = [
+        Text.assemble(
+            (f"{name}: ", "bold"),
+            f"last run {last['run_id']} ",
+            status_text(last["status"]),
+            f" {last['reason']}, {last['started_at']}",
+        )
+    ]
+    lines.extend(Text(line, style="dim") for line in summary_lines(last["summary"], dry_run=False))
+    open_breaks = ", ".join(f"{sev} {n}" for sev, n in account["breaks"]["open"].items())
+    if open_breaks:
+        lines.append(Text(f"  open breaks: {open_breaks}", style="yellow"))
+    exits = account["estimated_exits"]
+    if exits["backfilled"] or exits["still_estimated"]:
+        lines.append(Text(f"  estimated exits: {exits['backfilled']} backfilled, {exits['still_estimated']} left"))
+    return lines

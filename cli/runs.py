@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cli.files import ForceFlag, OutOption, refuse_existing, write_atomically
 from cli.options import (
     EXIT_DISCREPANCIES,
     EXIT_FAILED,
@@ -167,9 +168,44 @@ def report(
     ctx: typer.Context,
     run_id: Annotated[int, typer.Argument(min=1, max=MAX_RUN_ID, help="The run's id (see `recon runs`).")],
     as_json: JsonFlag = False,
+    format_name: Annotated[
+        str | None, typer.Option("--format", help="text (default), json (as --json) or csv (one row per finding).")
+    ] = None,
+    out: OutOption = None,
+    force: ForceFlag = False,
 ) -> None:
-    """Show what one run saw and did."""
-    print_run(options_of(ctx).database(), run_id, as_json)
+    """Show what one run saw and did, or write it to a file (--out) as text, JSON or CSV."""
+    from cli.exports import chosen_format  # noqa: PLC0415
+
+    chosen = chosen_format(format_name, as_json)
+    if out is not None:
+        refuse_existing(out, force)
+    database = options_of(ctx).database()
+    if out is None and chosen != "csv":
+        print_run(database, run_id, chosen == "json")
+        return
+    text = _report_text(database, run_id, chosen)
+    if out is None:
+        console.file.write(text)
+        return
+    write_atomically(out, text, force)
+    console.print(f"wrote run {run_id} as {chosen} to {out}", soft_wrap=True)
+
+
+def _report_text(database: Database, run_id: int, chosen: str) -> str:
+    """One run's report in the ``chosen`` format, as a file holds it."""
+    from cli import render  # noqa: PLC0415
+    from cli.exports import plain_text, run_csv  # noqa: PLC0415
+    from models.history import run_record  # noqa: PLC0415
+    from workers.reports import run_json  # noqa: PLC0415
+
+    with database.reading() as session:
+        record = run_record(session, run_id)
+    if chosen == "json":
+        return render.json_text(run_json(record))
+    if chosen == "csv":
+        return run_csv(run_json(record))
+    return plain_text(render.run_view(record))
 
 
 def fleet(ctx: typer.Context, as_json: JsonFlag = False) -> None:

@@ -1,4 +1,5 @@
-"""``recon venue check``: connect with the configured credentials and show what the venue reports."""
+"""``recon venue check`` and ``recon venue snapshot``: connect with the configured credentials and show what the
+venue reports, or capture it as a sim venue's state file to rehearse an incident on."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import typer
 
+from cli.files import ForceFlag, OutOption, refuse_existing, write_atomically
 from cli.options import EXIT_FAILED, AccountArg, BotArg, JsonFlag, console, options_of
 from reconciliation.errors import FixConfiguration, ReconError
 
@@ -57,4 +59,39 @@ def check(ctx: typer.Context, bot: BotArg, account: AccountArg, as_json: JsonFla
         f"{venue.describe()}{' (LIVE)' if config.is_live else ''}: {document['positions']} positions, "
         f"{document['open_orders']} open orders, {document['recent_fills']} fills in the lookback window, "
         + (f"cash {cash['balance']} {cash['currency']}" if cash else "no cash reported")
+    )
+
+
+def snapshot(
+    ctx: typer.Context, bot: BotArg, account: AccountArg, out: OutOption = None, force: ForceFlag = False
+) -> None:
+    """Capture what the venue reports now as a sim venue state file (no credentials in it), to rehearse with
+    ``venue = "sim"`` and ``--dry-run``; printed, or written to --out.
+
+    Exit code: 0 when captured, 2 for a configuration problem or an --out file that exists (without --force),
+    3 when the venue could not be read (nothing is written).
+    """
+    from cli.app import complain  # noqa: PLC0415
+    from cli.render import json_text  # noqa: PLC0415
+    from workers.snapshots import captured_state  # noqa: PLC0415 - the venue's SDK only when it is opened
+
+    if out is not None:
+        refuse_existing(out, force)
+    config = options_of(ctx).fleet().account(bot, account)
+    try:
+        document = captured_state(config, datetime.now(UTC))
+    except FixConfiguration:
+        raise
+    except ReconError as error:
+        complain(f"cannot read the account: {error}")
+        raise typer.Exit(EXIT_FAILED) from None
+    if out is None:
+        console.file.write(json_text(document))
+        return
+    write_atomically(out, json_text(document), force)
+    console.print(
+        f"wrote {out}: {len(document['positions'])} positions, {len(document['open_orders'])} open orders, "
+        f"{len(document['fills'])} fills, {len(document['marks'])} marks, "
+        + (f"cash {document['cash']['balance']} {document['cash']['currency']}" if document["cash"] else "no cash"),
+        soft_wrap=True,
     )

@@ -60,6 +60,15 @@ def account_id_of(session: Session, bot: str, account: str, now: datetime, venue
     return found if found is not None else get_or_create_account(session, bot, account, now, venue).id
 
 
+def existing_account_id(session: Session, bot: str, account: str) -> int | None:
+    """The id of (bot, account)'s row, or None when it has no books yet (nothing is created)."""
+    return session.scalar(
+        select(tables.Account.id)
+        .join(tables.Bot, tables.Bot.id == tables.Account.bot_id)
+        .where(tables.Bot.name == bot, tables.Account.name == account)
+    )
+
+
 def find_account(session: Session, bot: str, account: str) -> tables.Account:
     """The account row for (bot, account); an unknown pair is a configuration error naming it."""
     row = session.scalars(

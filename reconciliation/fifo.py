@@ -63,7 +63,7 @@ def apply_fill(lots: Sequence[Lot], fill: Fill, source: Source) -> FifoOutcome:
     """Apply ``fill`` to the open ``lots`` of its instrument (oldest first), FIFO.
 
     ``source`` says who records the fill: it becomes the opened lot's source, and a lot closed by anyone but
-    the bot is ``CLOSED_EXTERNALLY``.
+    the bot (live or imported) is ``CLOSED_EXTERNALLY``.
     """
     unmatched = fill.qty
     kept: list[Lot] = []
@@ -133,13 +133,13 @@ def _trade(lot: Lot, fill: Fill, closing: Decimal, fill_matched_before: Decimal,
 def _closing_status(fill: Fill, source: Source) -> PositionStatus:
     if fill.kind is FillKind.EXPIRY:
         return PositionStatus.EXPIRED
-    return PositionStatus.CLOSED if source is Source.BOT else PositionStatus.CLOSED_EXTERNALLY
+    return PositionStatus.CLOSED if source.is_bots_own else PositionStatus.CLOSED_EXTERNALLY
 
 
 def _default_exit_reason(fill: Fill, source: Source) -> str | None:
     if fill.kind in _DEFAULT_EXIT_REASONS:
         return _DEFAULT_EXIT_REASONS[fill.kind]
-    return None if source is Source.BOT else "closed at the venue outside the bot"
+    return None if source.is_bots_own else "closed at the venue outside the bot"
 
 
 @dataclass(frozen=True)

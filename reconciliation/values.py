@@ -119,6 +119,12 @@ class Source(StrEnum):
     BOT = "bot"
     RECONCILIATION = "reconciliation"
     BACKFILL = "backfill"
+    IMPORT = "import"  # the bot's own trade history, imported with ``recon ledger import``
+
+    @property
+    def is_bots_own(self) -> bool:
+        """True for what the bot itself did (recorded live or imported from its history), not the venue's doing."""
+        return self in (Source.BOT, Source.IMPORT)
 
 
 class PositionStatus(StrEnum):

@@ -42,8 +42,16 @@ def deliver(database: Database, settings: Settings, now: datetime, run_id: int |
     return len(pending)
 
 
+def summary_command(bot: str, account: str) -> str:
+    """The command that shows the account's last day (``recon summary``), which every alert carries."""
+    return f"recon summary --bot {bot} --account {account} --since 24h"
+
+
 def _line(item: alerts.Delivery) -> str:
-    return f"[{item.alert.severity}] {item.bot}/{item.account} {item.alert.kind}: {item.alert.message}"
+    return (
+        f"[{item.alert.severity}] {item.bot}/{item.account} {item.alert.kind}: {item.alert.message}"
+        f" (the day: `{summary_command(item.bot, item.account)}`)"
+    )
 
 
 def _post(url: str, lines: list[str], pending: list[alerts.Delivery]) -> None:
@@ -51,7 +59,8 @@ def _post(url: str, lines: list[str], pending: list[alerts.Delivery]) -> None:
         "text": "recon alerts:\n" + "\n".join(lines),
         "alerts": [
             {"bot": p.bot, "account": p.account, "run_id": p.alert.run_id, "kind": p.alert.kind,
-             "subject": p.alert.subject, "severity": p.alert.severity, "message": p.alert.message}
+             "subject": p.alert.subject, "severity": p.alert.severity, "message": p.alert.message,
+             "summary_command": summary_command(p.bot, p.account)}
             for p in pending
         ],
     }  # fmt: skip

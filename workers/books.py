@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from models import history
 from models.accounts import find_account, get_or_create_account
@@ -161,7 +161,7 @@ def to_currency(value: object) -> str:
     return text
 
 
-def _choice(parse: Callable[[str], T], value: str, name: str, allowed: str) -> T:
+def _choice(parse: Callable[[Any], T], value: object, name: str, allowed: str) -> T:
     try:
         return parse(value)
     except ValueError:
@@ -172,10 +172,63 @@ def _names(bot: str, account: str) -> tuple[str, str]:
     return check_name(bot, "bot"), check_name(account, "account")
 
 
-def _key(category: str, symbol: str, leg: int) -> InstrumentKey:
+def _key(category: str, symbol: object, leg: object) -> InstrumentKey:
     return InstrumentKey(
         to_text(category, "category", MAX_CATEGORY), to_text(symbol, "symbol", MAX_SYMBOL), to_leg(leg)
     )
+
+
+def checked_fill(
+    category_of: Callable[[str | None], str],
+    now: datetime,
+    *,
+    symbol: object,
+    side: object,
+    qty: object,
+    price: object,
+    fill_id: object,
+    fee: object = None,
+    time: object = None,
+    category: object = None,
+    leg: object = 0,
+    group: object = None,
+    order_id: object = None,
+    kind: str = "trade",
+    reason: str | None = None,
+) -> Fill:
+    """A fill from a bot's (or a history file's) values, each checked as the books require; ``category_of`` turns
+    the category given into the one the account's venue knows (``workers.categories.checked_category``). The fee
+    defaults to 0 and the time to ``now``; a time more than ``MAX_CLOCK_SKEW`` after ``now`` is refused. Raises
+    ``FixConfiguration`` naming the first field that is wrong."""
+    if not fill_id:
+        raise FixConfiguration("fill_id: required (the venue's execution id)")
+    return Fill(
+        fill_id=to_text(fill_id, "fill_id", MAX_ID),
+        key=_key(category_of(_optional_text(category, "category", MAX_CATEGORY)), symbol, leg),
+        side=_choice(Side, side, "side", "buy, sell"),
+        qty=to_decimal(_number(qty, "qty"), "qty", positive=True),
+        price=to_decimal(_number(price, "price"), "price"),
+        fee=to_decimal("0" if fee is None else _number(fee, "fee"), "fee", signed=True),
+        time=not_in_future(to_time(_moment(time), lambda: now), now),
+        order_id=_optional_text(order_id, "order_id", MAX_ID),
+        kind=_choice(FillKind, kind, "kind", ", ".join(FillKind)),
+        group=_optional_text(group, "group", MAX_GROUP),
+        reason=reason,
+    )
+
+
+def _number(value: object, name: str) -> Number:
+    if isinstance(value, str | Decimal | int):
+        return value
+    if isinstance(value, float):
+        raise FixConfiguration(f"{name}: pass a string or Decimal, not float ({shown(value)})")
+    raise FixConfiguration(f"{name}: expected a decimal number, got {type(value).__name__}")
+
+
+def _moment(value: object) -> datetime | str | None:
+    if value is None or isinstance(value, datetime | str):
+        return value
+    raise FixConfiguration(f"time: expected an ISO 8601 text or a datetime, got {type(value).__name__}")
 
 
 class BooksClient:
@@ -224,22 +277,12 @@ class BooksClient:
         other contents it is ``ConflictingFill`` (the fee and time count only when given: they default to 0 and
         now). The category may be left out when the account's venue knows only one."""
         config = self.account_config(bot, account)
-        if not fill_id:
-            raise FixConfiguration("fill_id: required (the venue's execution id)")
         now = self.clock()
-        fill = Fill(
-            fill_id=to_text(fill_id, "fill_id", MAX_ID),
-            key=_key(checked_category(config, category), symbol, leg),
-            side=_choice(Side, side, "side", "buy, sell"),
-            qty=to_decimal(qty, "qty", positive=True),
-            price=to_decimal(price, "price"),
-            fee=to_decimal("0" if fee is None else fee, "fee", signed=True),
-            time=not_in_future(to_time(time, lambda: now), now),
-            order_id=_optional_text(order_id, "order_id", MAX_ID),
-            kind=_choice(FillKind, kind, "kind", ", ".join(FillKind)),
-            group=_optional_text(group, "group", MAX_GROUP),
-            reason=reason,
-        )
+        fill = checked_fill(
+            lambda given: checked_category(config, given), now, symbol=symbol, side=side, qty=qty, price=price,
+            fill_id=fill_id, fee=fee, time=time, category=category, leg=leg, group=group, order_id=order_id,
+            kind=kind, reason=reason,
+        )  # fmt: skip
         with self.database.transaction() as session:
             account_id = get_or_create_account(session, config.bot, config.account, now, config.venue).id
             result = record_fill(session, account_id, fill, now)

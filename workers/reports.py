@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from models.books import PositionGroup, Trade
 from models.history import AccountStatus, RunLine, RunRecord
 from models.runs import Finding
+from models.summaries import AccountSummary
 from reconciliation.values import ZERO, Position, exact, plain
 
 if TYPE_CHECKING:
@@ -263,4 +264,52 @@ def backfill_json(result: BackfillResult) -> dict[str, Any]:
             }
             for n in result.not_found
         ],
+    }
+
+
+# --- summaries over a window ------------------------------------------------------------------------------------
+
+
+def summary_json(summaries: list[AccountSummary], since: datetime, until: datetime) -> dict[str, Any]:
+    """Each account over the window from ``since`` to ``until``: runs by status, findings, actions, breaks by
+    severity, halts, estimated exits and the last run's figures (amounts as strings, times ISO UTC with a Z)."""
+    return {
+        "since": iso(since),
+        "until": iso(until),
+        "accounts": [_account_summary(s) for s in summaries],
+    }
+
+
+def _account_summary(s: AccountSummary) -> dict[str, Any]:
+    last = s.last_run
+    return {
+        "bot": s.bot,
+        "account": s.account,
+        "venue": s.venue,
+        "runs": {"total": sum(s.runs.values()), "by_status": dict(sorted(s.runs.items()))},
+        "dry_runs": s.dry_runs,
+        "discrepancies": s.discrepancies,
+        "actions": s.actions,
+        "breaks": {
+            "opened": dict(sorted(s.breaks_opened.items())),
+            "resolved": dict(sorted(s.breaks_resolved.items())),
+            "open": dict(sorted(s.breaks_open.items())),
+        },
+        "halts": s.halts,
+        "estimated_exits": {"backfilled": s.exits_backfilled, "still_estimated": s.estimated_exits},
+        "last_run": None
+        if last is None
+        else {
+            "run_id": last.run_id,
+            "status": last.status,
+            "reason": last.reason,
+            "started_at": iso(last.started_at),
+            "finished_at": iso(last.finished_at),
+            "summary": {
+                "matched": last.matched,
+                "discrepancies": last.discrepancies,
+                "actions": last.actions,
+                **(last.summary if last.summary is not None else NO_SUMMARY),
+            },
+        },
     }

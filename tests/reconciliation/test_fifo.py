@@ -217,8 +217,11 @@ def test_a_maker_rebate_negative_fee_raises_net_pnl_above_gross() -> None:
 # --- how a trade is labelled -------------------------------------------------------------------------------
 
 
-def test_a_close_recorded_by_the_bot_is_closed_with_no_exit_reason() -> None:
-    (trade,) = close_with([buy("b1", "1", "100")], sell("s1", "1", "110"), Source.BOT)
+@pytest.mark.parametrize("source", [Source.BOT, Source.IMPORT])
+def test_a_close_recorded_by_the_bot_or_imported_from_its_history_is_closed_with_no_exit_reason(
+    source: Source,
+) -> None:
+    (trade,) = close_with([buy("b1", "1", "100")], sell("s1", "1", "110"), source)
 
     assert trade.status is PositionStatus.CLOSED
     assert trade.exit_reason is None
