@@ -53,6 +53,26 @@ def test_outside_a_task_no_task_id_is_invented() -> None:
 # --- a real worker's log, as operators read it ----------------------------------------------------------------------
 
 
+RECONCILE, FOLLOW_UPS = "reconcile", ("alerts", "send_orders", "backfill")
+
+
+def is_task_line(logger: str, text: str, *tasks: str) -> bool:
+    """True when ``text`` is what a task of ``tasks`` logs about itself (Celery's ``celery.app.trace`` line ``Task
+    recon.<task>[<id>] succeeded ...``, written in the pool process while the task is current)."""
+    return logger == "celery.app.trace" and any(f"Task recon.{task}[" in text for task in tasks)
+
+
+def of_the_run(logger: str, text: str) -> bool:
+    """True for a line the run itself writes: the pipeline's, and Celery's about the reconcile task."""
+    return logger == "workers.pipeline" or is_task_line(logger, text, RECONCILE)
+
+
+def text_logger(line: str) -> str:
+    """The logger of a text log line (``<date> <time> <LEVEL> <logger>: <message>``)."""
+    fields = line.split(" ", 4)
+    return fields[3].rstrip(":") if len(fields) > 3 else ""
+
+
 def worker_log(fleet: Path, database_url: str, log_format: str, log_file: Path) -> list[str]:
     """The lines a prefork worker writes to stderr while serving one triggered run of lxalgo/paper."""
     redis = Redis.from_url(REDIS_URL)
@@ -84,12 +104,17 @@ def test_every_json_line_about_a_run_names_bot_account_run_and_task(
     lines = worker_log(Path(str(settings.fleet)), postgres_url, "json", tmp_path / "worker.log")
 
     records = [json.loads(line) for line in lines if line.startswith("{")]
-    about_the_run = [r for r in records if r["logger"] in ("workers.pipeline", "celery.app.trace")]
+    about_the_run = [r for r in records if of_the_run(r["logger"], r["message"])]
     assert [r["message"].split(":")[0] for r in about_the_run][:2] == ["run started", "run finished"]
     for record in about_the_run:
         assert (record["bot"], record["account"]) == ("lxalgo", "paper"), record
         assert record["task_id"], record
-    assert all("run_id" in r for r in about_the_run if r["logger"] == "workers.pipeline")
+    run_ids = {r["run_id"] for r in about_the_run if r["logger"] == "workers.pipeline"}
+    assert len(run_ids) == 1
+    # A follow-up task (alerts, orders, backfill) is called with the run's id, and its lines name that run instead;
+    # whether one logs before the worker stops depends on timing, so each that did is checked.
+    for record in (r for r in records if is_task_line(r["logger"], r["message"], *FOLLOW_UPS)):
+        assert record["run_id"] in run_ids and record["task_id"], record
 
 
 def test_every_text_line_about_a_run_ends_with_its_context(
@@ -97,10 +122,12 @@ def test_every_text_line_about_a_run_ends_with_its_context(
 ) -> None:
     lines = worker_log(Path(str(settings.fleet)), postgres_url, "text", tmp_path / "worker.log")
 
-    about_the_run = [line for line in lines if " workers.pipeline: " in line or " celery.app.trace: " in line]
+    about_the_run = [line for line in lines if of_the_run(text_logger(line), line)]
     assert len(about_the_run) >= 3
     for line in about_the_run:
         context = re.search(r" \[(bot=\S+ account=\S+ .*task_id=\S+.*)\]$", line)
         assert context is not None, line
         assert "bot=lxalgo account=paper" in context.group(1)
     assert all("run_id=" in line for line in about_the_run if " workers.pipeline: " in line)
+    for line in (line for line in lines if is_task_line(text_logger(line), line, *FOLLOW_UPS)):  # named by their run
+        assert re.search(r" \[run_id=\d+ task_id=\S+\]$", line), line
