@@ -35,7 +35,7 @@ ALLOWED_OURS = {
 }
 ALLOWED_THIRD_PARTY = {
     "reconciliation": set(),
-    "venues": {"pybit", "alpaca", "requests"},
+    "venues": {"pybit", "alpaca", "requests", "ib_async"},
     "models": {"sqlalchemy", "alembic"},
     "workers": {"celery", "kombu", "redbeat", "redis", "pydantic", "pydantic_settings"},
     "tasks": {"celery"},
@@ -52,7 +52,7 @@ ALLOWED_THIRD_PARTY = {
         *(p.stem for p in (ROOT / "bench").glob("*.py")),
     },
 }
-SDKS = {"pybit", "alpaca", "requests"}
+SDKS = {"pybit", "alpaca", "requests", "ib_async", "eventkit"}
 
 
 def imported_packages(path: Path) -> set[str]:

@@ -337,7 +337,7 @@ def test_an_unknown_key_is_reported_before_other_problems(write_fleet: WriteFlee
 def test_an_unknown_venue_is_refused_naming_file_table_and_venue(write_fleet: WriteFleet) -> None:
     path, message = load_error(write_fleet, PAPER.replace('venue = "sim"', 'venue = "kraken"'))
 
-    expected = "table [bots.lxalgo.accounts.paper]: unknown venue 'kraken' (known: alpaca, bybit, sim)"
+    expected = "table [bots.lxalgo.accounts.paper]: unknown venue 'kraken' (known: alpaca, bybit, ibkr, sim)"
     assert message == f"fleet file {path}: {expected}"
 
 
