@@ -6,7 +6,8 @@ redirects too: alpaca-py does not follow them, but would read a redirect's body 
 (``raw_data=True``) avoids the SDK's strict models, where one unknown enum value fails a whole listing; every
 answer is checked at the edge instead (``venues.alpaca_rows`` on ``venues.parsing``). Crypto positions say
 ``BTCUSD`` while orders say ``BTC/USD``: both become ``BTCUSD``. Every SDK error becomes one of ours
-(``venues.alpaca_errors``), its cause kept but emptied of the request.
+(``venues.alpaca_errors``), its cause kept but emptied of the request. Every request first takes a token from the
+key's shared request budget (``venues.budget``), in the client's one-request method.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from reconciliation.values import (
     plain,
 )
 from venues import alpaca_errors, alpaca_rows, http, parsing
+from venues.budget import UNLIMITED, RequestBudget
 from venues.credentials import Credentials, Secret
 from venues.endpoints import ALPACA_URLS, Endpoint, alpaca_endpoint
 from venues.redaction import Redactor
@@ -72,7 +74,7 @@ class _BoundedClient(TradingClient):
     """``TradingClient`` with a timeout on every request, no retries and no redirects of its own, and the
     credentials held as ``Secret`` (so neither its repr nor ``vars()`` shows them)."""
 
-    def __init__(self, settings: AlpacaSettings) -> None:
+    def __init__(self, settings: AlpacaSettings, budget: RequestBudget = UNLIMITED) -> None:
         super().__init__(
             settings.credentials.key.reveal(),
             settings.credentials.secret.reveal(),
@@ -82,6 +84,7 @@ class _BoundedClient(TradingClient):
         )
         self._timeout = settings.timeout_seconds
         self._retry = 0  # no internal retry loop: a 429 raises at once
+        self._budget = budget
         self._session.trust_env = False
         http.refuse_redirects(self._session, "alpaca")
 
@@ -105,6 +108,8 @@ class _BoundedClient(TradingClient):
         return f"<alpaca-py client for {self._base_url}, credentials ***>"
 
     def _one_request(self, method: str, url: str, opts: dict[str, Any], retry: int) -> Any:
+        """One HTTP request, once the request budget allows it: every request alpaca-py sends comes through here."""
+        self._budget.take()
         return super()._one_request(method, url, {**opts, "timeout": self._timeout}, 0)
 
 
@@ -113,11 +118,13 @@ class AlpacaVenue:
 
     name = "alpaca"
 
-    def __init__(self, settings: AlpacaSettings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, settings: AlpacaSettings, clock: Callable[[], float] = time.time, budget: RequestBudget | None = None
+    ) -> None:
         self.settings = settings
         self.clock = clock
         self._redactor = Redactor(settings.credentials)
-        self._client = _BoundedClient(settings)
+        self._client = _BoundedClient(settings, budget or UNLIMITED)
         self.asset_classes: dict[str, str] = {}  # fills do not say it: learnt from positions and orders
 
     def describe(self) -> str:

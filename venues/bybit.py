@@ -5,7 +5,9 @@ retry codes (a 10006 rate limit raises at once instead of sleeping inside the li
 every request, no proxy variables for loopback URLs, and no redirects (credentials go to the configured URL
 only). Every SDK error becomes one of ours (``venues.bybit_errors``), its cause kept but emptied of the
 request; every answer is checked at the edge (``venues.bybit_rows`` on ``venues.parsing``), so whatever passes
-is something the books can hold.
+is something the books can hold. Every request first takes a token from the key's shared request budget
+(``venues.budget``). Executions carry no ``positionIdx``: each is put on the hedge-mode leg of its order, read from
+the order history; inverse contracts are listed per the settle coins of Bybit's inverse instruments.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -36,13 +38,18 @@ from reconciliation.values import (
     plain,
 )
 from venues import bybit_errors, bybit_rows, http, parsing
+from venues.budget import UNLIMITED, RequestBudget
 from venues.credentials import Credentials, Secret
 from venues.endpoints import BYBIT_URLS, Endpoint, bybit_endpoint
 from venues.redaction import Redactor
 
 URLS = BYBIT_URLS
-POSITION_PAGE, ORDER_PAGE, EXECUTION_PAGE = 200, 50, 100
+POSITION_PAGE, ORDER_PAGE, EXECUTION_PAGE, INSTRUMENT_PAGE = 200, 50, 100, 1000
 EXECUTION_WINDOW = timedelta(days=7)
+#: How far back Bybit keeps executions and orders: an order's fills are looked for no further back than this.
+HISTORY = timedelta(days=730)
+#: Executions of an order may be stamped a little before the order's own creation time (clocks of two services).
+CREATION_MARGIN = timedelta(minutes=1)
 #: Pages one listing may take (100 000 positions, 25 000 open orders, 50 000 executions per 7-day window).
 MAX_PAGES = 500
 #: Empty pages in a row that may still hand out a next cursor; one more and the listing is refused.
@@ -67,6 +74,7 @@ class BybitSettings:
     environment: str = "mainnet"
     base_url: str | None = None
     categories: tuple[str, ...] = ("linear",)
+    #: Linear contracts are listed per settle coin; inverse ones per the settle coins Bybit lists for them.
     settle_coins: tuple[str, ...] = ("USDT", "USDC")
     cash_coin: str = "USDT"
     timeout_seconds: float = 10.0
@@ -111,9 +119,12 @@ class BybitVenue:
 
     name = "bybit"
 
-    def __init__(self, settings: BybitSettings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, settings: BybitSettings, clock: Callable[[], float] = time.time, budget: RequestBudget | None = None
+    ) -> None:
         self.settings = settings
         self.clock = clock
+        self._budget = budget or UNLIMITED  # taken before every request (``_call``): one call is one HTTP request
         self._redactor = Redactor(settings.credentials)
         self._session = _Session(
             api_key=settings.credentials.key.reveal(),
@@ -127,6 +138,9 @@ class BybitVenue:
         self._session.client.trust_env = False  # no proxy variables: the URL is exactly the one configured
         self._session.logger = self._redactor.logger(self._session.logger)  # it logs error bodies at DEBUG
         http.refuse_redirects(self._session.client, "bybit")
+        #: orderId -> positionIdx of every order seen: executions do not say which hedge-mode leg they filled, their
+        #: orders do, and an order never moves to another leg.
+        self._legs: dict[str, int] = {}
 
     def describe(self) -> str:
         """Environment and URL."""
@@ -140,9 +154,10 @@ class BybitVenue:
     def fetch_snapshot(self, now: datetime) -> Snapshot:
         """Every position, the wallet, open orders and the fills of the lookback period, or an error."""
         with self._redactor.scrubbed():
-            rows = [p for category in self.settings.categories for p in self._positions(category)]
+            scopes = {category: self._scopes(category) for category in self.settings.categories}
+            rows = [p for category, scope in scopes.items() for p in self._positions(category, scope)]
             parsing.refuse_duplicates((p.key for p in rows), "bybit positions", "instrument")
-            orders = [o for category in self.settings.categories for o in self._open_orders(category)]
+            orders = [o for category, scope in scopes.items() for o in self._open_orders(category, scope)]
             parsing.refuse_duplicates((o.venue_order_id for o in orders), "bybit open orders", "order id")
             fills = self.fills_between(now - self.settings.fill_lookback, now)
             return Snapshot(
@@ -156,26 +171,44 @@ class BybitVenue:
 
     def _scopes(self, category: str) -> list[dict[str, str]]:
         """Linear and inverse positions and orders are asked per settle coin (Bybit requires one, or a symbol);
-        options in one go."""
-        if category in ("linear", "inverse"):
+        options in one go. Linear contracts settle in the configured coins (USDT, USDC); an inverse contract
+        settles in its base coin (BTCUSD in BTC), so its coins are those Bybit lists for its inverse instruments:
+        a coin left out of a configured list would read as flat."""
+        if category == "linear":
             return [{"settleCoin": coin} for coin in self.settings.settle_coins]
+        if category == "inverse":
+            return [{"settleCoin": coin} for coin in self._inverse_settle_coins()]
         return [{}]
 
-    def _positions(self, category: str) -> Iterator[VenuePosition]:
+    def _inverse_settle_coins(self) -> list[str]:
+        """The settle coins of Bybit's inverse instruments (``/v5/market/instruments-info``), in first-seen order."""
+        where = "bybit instruments (inverse)"
+        coins: dict[str, None] = {}
+        for index, row in enumerate(self._paged(self._session.get_instruments_info, where, INSTRUMENT_PAGE,
+                                                category="inverse")):  # fmt: skip
+            coins[bybit_rows.settle_coin(row, f"{where}[{index}]")] = None
+        if not coins:  # an empty list would read every inverse position as flat
+            raise InvalidResponse(f"{where}: no instruments listed, so no settle coin to list positions by")
+        return list(coins)
+
+    def _positions(self, category: str, scopes: list[dict[str, str]]) -> Iterator[VenuePosition]:
         """Every position row of ``category``, flat legs included (their marks are exit price estimates)."""
-        for scope in self._scopes(category):
+        for scope in scopes:
             where = f"bybit position list ({category} {scope.get('settleCoin', '')})".replace(" )", ")")
             for index, row in enumerate(self._paged(self._session.get_positions, where, POSITION_PAGE,
                                                     category=category, **scope)):  # fmt: skip
                 position = bybit_rows.position(row, category, f"{where}[{index}]")
                 yield replace(position, currency=settle_currency(category, scope))
 
-    def _open_orders(self, category: str) -> Iterator[Order]:
-        for scope in self._scopes(category):
+    def _open_orders(self, category: str, scopes: list[dict[str, str]]) -> Iterator[Order]:
+        for scope in scopes:
             where = f"bybit open orders ({category})"
             for index, row in enumerate(self._paged(self._session.get_open_orders, where, ORDER_PAGE,
                                                     category=category, **scope)):  # fmt: skip
-                yield bybit_rows.order(row, category, f"{where}[{index}]", bybit_rows.OPEN_STATUSES)
+                order = bybit_rows.order(row, category, f"{where}[{index}]", bybit_rows.OPEN_STATUSES)
+                if order.venue_order_id is not None:
+                    self._legs[order.venue_order_id] = order.key.leg
+                yield order
 
     def _cash(self) -> Cash:
         where = "bybit wallet balance"
@@ -197,26 +230,56 @@ class BybitVenue:
         """Executions (trades, liquidations, ADL; funding left out), walking back in windows of 7 days."""
         with self._redactor.scrubbed():
             fills: dict[str, Fill] = {}
-            window_end = end
-            while window_end > start:
-                window_start = max(start, window_end - EXECUTION_WINDOW)
+            for window in _windows(start, end):
                 for category in self.settings.categories:
-                    window = {"startTime": _ms(window_start), "endTime": _ms(window_end)}
-                    fills.update((f.fill_id, f) for f in self._executions(category, **window))
-                window_end = window_start
+                    fills.update((f.fill_id, f) for f in self._executions(category, window))
             return tuple(sorted(fills.values(), key=lambda f: (f.time, f.fill_id)))
 
-    def _executions(self, category: str, **query: Any) -> Iterator[Fill]:
-        """Executions of ``category`` matching ``query`` (a time window, or an order id)."""
+    def _executions(self, category: str, window: dict[str, int], **query: Any) -> list[Fill]:
+        """Executions of ``category`` in ``window`` (Bybit's ``startTime``/``endTime``, at most 7 days apart)
+        matching ``query`` (an order id, or nothing), each on the leg of its order."""
         where = f"bybit executions ({category})"
+        fills: list[tuple[Fill, str]] = []
         for index, row in enumerate(self._paged(self._session.get_executions, where, EXECUTION_PAGE,
-                                                category=category, **query)):  # fmt: skip
+                                                category=category, **window, **query)):  # fmt: skip
             fill = bybit_rows.fill(row, category, f"{where}[{index}]")
             if fill is not None:
-                yield fill
+                if fill.order_id is None:  # the leg of an execution is its order's: without one it has no leg
+                    raise InvalidResponse(f"{where}[{index}].orderId: missing")
+                fills.append((fill, fill.order_id))
+        legs = self._legs_of(category, {order_id for _, order_id in fills}, window)
+        return [replace(fill, key=replace(fill.key, leg=legs[order_id])) for fill, order_id in fills]
+
+    def _legs_of(self, category: str, order_ids: set[str], window: dict[str, int]) -> dict[str, int]:
+        """The hedge-mode leg (``positionIdx``) of each order, from the order history: first the orders created in
+        the executions' window (at most as many pages as orders are missing), then the rest one by one."""
+        where = f"bybit order history ({category})"
+        missing = order_ids - self._legs.keys()
+        if len(missing) > 1:  # one listing page names up to 50 orders; one order is asked for by its id
+            most = len(missing) * ORDER_PAGE  # rows of as many pages as there are orders to find: never costlier
+            for index, row in enumerate(self._paged(self._session.get_order_history, where, ORDER_PAGE,
+                                                    category=category, **window)):  # fmt: skip
+                self._learn_leg(row, f"{where}[{index}]")
+                missing = order_ids - self._legs.keys()
+                if not missing or index + 1 >= most:
+                    break
+        for order_id in sorted(missing):
+            result = self._result(self._call(self._session.get_order_history, category=category, orderId=order_id),
+                                  where)  # fmt: skip
+            for index, row in enumerate(parsing.items(parsing.field(result, "list", where), f"{where}.list")):
+                self._learn_leg(row, f"{where}.list[{index}]")
+            if order_id not in self._legs:
+                raise InvalidResponse(f"{where}: order {parsing.shown(order_id)} of an execution is not in the order "
+                                      "history, so the position leg it filled is unknown")  # fmt: skip
+        return {order_id: self._legs[order_id] for order_id in order_ids}
+
+    def _learn_leg(self, row: Any, where: str) -> None:
+        order_id, leg = bybit_rows.order_leg(row, where)
+        self._legs[order_id] = leg
 
     def lookup_order(self, order: Order) -> OrderLookup:
-        """The order's final status from the order history, and its executions."""
+        """The order's final status from the order history, and its executions: from now back to the order's
+        creation, in windows of 7 days (Bybit lists executions 7 days at a time, the last 7 when not told when)."""
         with self._redactor.scrubbed():
             category = order.key.category
             ask = {"orderLinkId": order.client_order_id} if order.client_order_id else {"orderId": order.venue_order_id}
@@ -228,7 +291,17 @@ class BybitVenue:
             found = bybit_rows.order(rows[0], category, f"{where}.list[0]", bybit_rows.FINAL_STATUSES)
             if found.venue_order_id is None:
                 return OrderLookup(found)
-            return OrderLookup(found, tuple(self._executions(category, orderId=found.venue_order_id)))
+            self._legs[found.venue_order_id] = found.key.leg
+            now = datetime.fromtimestamp(self.clock(), UTC)
+            created = bybit_rows.created(rows[0], f"{where}.list[0]")
+            since = max(created - CREATION_MARGIN, now - HISTORY) if created else now - self.settings.fill_lookback
+            since = min(since, now - CREATION_MARGIN)  # a creation time ahead of our clock still gets a window
+            fills = {
+                f.fill_id: f
+                for window in _windows(since, now)
+                for f in self._executions(category, window, orderId=found.venue_order_id)
+            }
+            return OrderLookup(found, tuple(sorted(fills.values(), key=lambda f: (f.time, f.fill_id))))
 
     # --- writing ----------------------------------------------------------------------------------------------
 
@@ -301,7 +374,9 @@ class BybitVenue:
         return parsing.field(response, "result", where)
 
     def _call(self, method: Callable[..., Any], **params: Any) -> Any:
-        """``method(**params)``; whatever it raises becomes one of our errors, its cause emptied of the request."""
+        """``method(**params)`` once the request budget allows it; whatever it raises becomes one of our errors, its
+        cause emptied of the request. Every request goes through here (pybit runs one attempt, no retries)."""
+        self._budget.take()
         try:
             return method(**params)
         except ReconError:  # a redirect refused by our own response hook
@@ -333,6 +408,15 @@ def settle_currency(category: str, scope: dict[str, str]) -> str | None:
     if category == "linear":
         return scope.get("settleCoin")
     return "USDC" if category == "option" else None
+
+
+def _windows(start: datetime, end: datetime) -> Iterator[dict[str, int]]:
+    """Bybit's ``startTime``/``endTime`` from ``end`` back to ``start``, each span at most 7 days."""
+    window_end = end
+    while window_end > start:
+        window_start = max(start, window_end - EXECUTION_WINDOW)
+        yield {"startTime": _ms(window_start), "endTime": _ms(window_end)}
+        window_end = window_start
 
 
 def _ms(moment: datetime) -> int:

@@ -6,10 +6,11 @@ returns a value the books can hold, or raises ``InvalidResponse`` naming the fie
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from reconciliation.errors import InvalidResponse
-from reconciliation.limits import MAX_ID, MAX_SYMBOL
+from reconciliation.limits import MAX_CURRENCY, MAX_ID, MAX_SYMBOL
 from reconciliation.values import ZERO, Fill, FillKind, InstrumentKey, Order, OrderStatus, Side, VenuePosition
 from venues import parsing
 
@@ -66,8 +67,21 @@ def order(row: Any, category: str, where: str, statuses: dict[str, OrderStatus])
     )
 
 
+def order_leg(row: Any, where: str) -> tuple[str, int]:
+    """An order row's ``orderId`` and the leg it trades (``positionIdx``), whatever its status."""
+    return parsing.text(row, "orderId", where, MAX_ID), _leg(row, where)
+
+
+def created(row: Any, where: str) -> datetime | None:
+    """An order row's ``createdTime``; None when absent or empty."""
+    if not isinstance(row, dict) or row.get("createdTime") in (None, ""):
+        return None
+    return parsing.millis(row, "createdTime", where)
+
+
 def fill(row: Any, category: str, where: str) -> Fill | None:
-    """An execution as a fill; None for funding and other non-trade rows."""
+    """An execution as a fill, on leg 0: executions carry no ``positionIdx`` (the adapter sets the leg of its
+    order); None for funding and other non-trade rows."""
     kind = KINDS.get(parsing.text(row, "execType", where))
     if kind is None:
         return None
@@ -82,6 +96,11 @@ def fill(row: Any, category: str, where: str) -> Fill | None:
         order_id=parsing.optional_text(row, "orderId", where, MAX_ID),
         kind=kind,
     )
+
+
+def settle_coin(row: Any, where: str) -> str:
+    """The ``settleCoin`` of an instrument row (``/v5/market/instruments-info``)."""
+    return parsing.text(row, "settleCoin", where, MAX_CURRENCY)
 
 
 def _symbol(row: Any, where: str) -> str:

@@ -9,7 +9,8 @@ from datetime import timedelta
 from reconciliation.errors import FixConfiguration
 from venues.base import Venue
 from venues.credentials import credentials_from
-from workers.fleet import AccountConfig, AlpacaAccountTable, BybitAccountTable
+from workers.fleet import AccountConfig, AlpacaAccountTable, BybitAccountTable, IbkrAccountTable
+from workers.rate_budget import configured_redis, shared_budget
 
 
 def open_venue(config: AccountConfig, environ: Mapping[str, str] | None = None) -> Venue:
@@ -24,9 +25,10 @@ def open_venue(config: AccountConfig, environ: Mapping[str, str] | None = None) 
     if isinstance(table, BybitAccountTable):
         from venues.bybit import BybitSettings, BybitVenue  # noqa: PLC0415
 
+        credentials = credentials_from(environ, table.api_key_env, table.api_secret_env)
         return BybitVenue(
             BybitSettings(
-                credentials=credentials_from(environ, table.api_key_env, table.api_secret_env),
+                credentials=credentials,
                 environment=table.environment,
                 base_url=table.base_url,
                 categories=tuple(table.categories),
@@ -34,18 +36,36 @@ def open_venue(config: AccountConfig, environ: Mapping[str, str] | None = None) 
                 cash_coin=table.cash_coin,
                 timeout_seconds=float(table.timeout_seconds),
                 fill_lookback=timedelta(days=table.fill_lookback_days),
-            )
+            ),
+            budget=shared_budget(configured_redis(), "bybit", credentials, table.requests_per_second, table.burst),
         )
     if isinstance(table, AlpacaAccountTable):
         from venues.alpaca import AlpacaSettings, AlpacaVenue  # noqa: PLC0415
 
+        credentials = credentials_from(environ, table.api_key_env, table.api_secret_env)
         return AlpacaVenue(
             AlpacaSettings(
-                credentials=credentials_from(environ, table.api_key_env, table.api_secret_env),
+                credentials=credentials,
                 environment=table.environment,
                 base_url=table.base_url,
                 timeout_seconds=float(table.timeout_seconds),
                 fill_lookback=timedelta(days=table.fill_lookback_days),
+            ),
+            budget=shared_budget(configured_redis(), "alpaca", credentials, table.requests_per_second, table.burst),
+        )
+    if isinstance(table, IbkrAccountTable):
+        from venues.ibkr import IbkrSettings, IbkrVenue  # noqa: PLC0415
+
+        return IbkrVenue(
+            IbkrSettings(
+                client_id=table.client_id,
+                host=table.host,
+                port=table.port,
+                account=table.account,
+                environment=table.environment,
+                timeout_seconds=float(table.timeout_seconds),
+                fill_lookback=timedelta(days=table.fill_lookback_days),
+                cash_currency=table.cash_currency,
             )
         )
     raise FixConfiguration(f"{config.label}: venue {config.venue!r} cannot be opened")

@@ -66,6 +66,10 @@ FAULT_KINDS = frozenset(
 )
 
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+#: Inverse instruments listed by ``/v5/market/instruments-info`` after ``reset()`` (each settles in its base coin).
+DEFAULT_INVERSE_SYMBOLS = ("BTCUSD", "ETHUSD")
+#: Bybit paths answered without authentication (market data).
+BYBIT_PUBLIC_PATHS = frozenset({"/v5/market/instruments-info"})
 BYBIT_CATEGORIES = ("linear", "inverse", "option")
 BYBIT_OPEN_STATUSES = frozenset({"New", "PartiallyFilled", "Untriggered"})
 ALPACA_CLOSED_STATUSES = frozenset({"filled", "canceled", "expired", "rejected", "replaced", "done_for_day"})
@@ -261,7 +265,7 @@ def _guess_settle_coin(category: str, symbol: str) -> str:
     if category == "option" or symbol.endswith(("USDC", "PERP")) or "-" in symbol:
         return "USDC"
     if category == "inverse":
-        return symbol.removesuffix("USD")
+        return symbol.split("USD", maxsplit=1)[0]  # BTCUSD and the future BTCUSDH26 settle in BTC
     return "USDT"
 
 
@@ -341,6 +345,7 @@ class FakeExchange:
         self.alpaca_keys: dict[str, str] = {}
         self.revoked: set[str] = set()
         self.requests: list[RecordedRequest] = []
+        self.arrivals: dict[str, list[float]] = {}  # API key -> when each of its requests arrived (time.time())
         self.submitted_orders: list[SubmittedOrder] = []
         self.cancelled_orders: list[str] = []  # venue order ids cancelled through the API
         self.faults: list[Fault] = []
@@ -352,6 +357,8 @@ class FakeExchange:
         self.bybit_orders: list[_Row] = []
         self.bybit_executions: list[_Row] = []
         self.bybit_wallet: dict[str, Any] = {}
+        self.bybit_instruments: dict[str, dict[str, dict[str, Any]]] = {}  # category -> symbol -> instrument row
+        self.bybit_hedge_mode: dict[tuple[str, str], bool] = {}  # (category, symbol) -> hedge mode, where known
         self.alpaca_account: dict[str, Any] = {}
         self.alpaca_positions: list[dict[str, Any]] = []
         self.alpaca_orders: list[dict[str, Any]] = []
@@ -420,6 +427,7 @@ class FakeExchange:
             self.alpaca_keys.update(self._initial_alpaca_keys)
             self.revoked.clear()
             self.requests.clear()
+            self.arrivals.clear()
             self.submitted_orders.clear()
             self.cancelled_orders.clear()
             self.faults.clear()
@@ -428,6 +436,10 @@ class FakeExchange:
             self.clock_skew_ms = 0
             self.execution_default_window_ms = SEVEN_DAYS_MS
             self.bybit_positions = {category: [] for category in BYBIT_CATEGORIES}
+            self.bybit_instruments = {category: {} for category in BYBIT_CATEGORIES}
+            self.bybit_hedge_mode = {}
+            for symbol in DEFAULT_INVERSE_SYMBOLS:
+                self.add_bybit_instrument("inverse", symbol)
             self.bybit_orders = []
             self.bybit_executions = []
             self.alpaca_positions = []
@@ -443,6 +455,12 @@ class FakeExchange:
         """How many requests reached ``path`` (the path without its query), or the fake at all."""
         with self._lock:
             return sum(1 for request in self.requests if path is None or request.path == path)
+
+    def arrivals_of(self, key: str) -> list[float]:
+        """When each request carrying API key ``key`` arrived (``time.time()``, in order): what a venue counts its
+        per-key rate limit on."""
+        with self._lock:
+            return sorted(self.arrivals.get(key, ()))
 
     def revoke(self, key: str) -> None:
         """From now on ``key`` is refused (Bybit 10003, Alpaca 401) until ``reset()``."""
@@ -590,7 +608,10 @@ class FakeExchange:
         if category == "option":
             data.update({"delta": "0", "gamma": "0", "vega": "0", "theta": "0"})
         data.update(extra)
+        self._know_instrument(category, symbol, settle_coin)
         with self._lock:
+            if position_idx:  # a leg 1 or 2 exists only in hedge mode
+                self.bybit_hedge_mode[(category, symbol)] = True
             rows = self.bybit_positions[category]
             rows[:] = [row for row in rows if (row.data["symbol"], row.data["positionIdx"]) != (symbol, position_idx)]
             rows.append(_Row(category, settle_coin, data))
@@ -618,6 +639,59 @@ class FakeExchange:
                 for row in self.bybit_positions[category]
                 if not (row.data["symbol"] == symbol and position_idx in (None, row.data["positionIdx"]))
             ]
+
+    # ---------------------------------------------------------------------------------- Bybit: instruments
+
+    def add_bybit_instrument(
+        self, category: str, symbol: str, settle_coin: str | None = None, *, status: str = "Trading", **extra: Any
+    ) -> dict[str, Any]:
+        """List an instrument in ``/v5/market/instruments-info`` (``settle_coin`` guessed when not given: an
+        inverse contract settles in its base coin); ``extra`` overrides any field (camelCase)."""
+        settle = settle_coin or _guess_settle_coin(category, symbol)
+        base = symbol.split("-", maxsplit=1)[0].removesuffix("PERP").split("USD", maxsplit=1)[0]
+        contract = {"linear": "LinearPerpetual", "inverse": "InversePerpetual"}.get(category, "")
+        data: dict[str, Any] = {
+            "symbol": symbol,
+            "contractType": contract,
+            "status": status,
+            "baseCoin": base,
+            "quoteCoin": "USD" if category == "inverse" else settle,
+            "settleCoin": settle,
+            "launchTime": "1585526400000",
+            "deliveryTime": "0",
+            "deliveryFeeRate": "",
+            "priceScale": "2",
+            "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00", "leverageStep": "0.01"},
+            "priceFilter": {"minPrice": "0.50", "maxPrice": "999999.00", "tickSize": "0.50"},
+            "lotSizeFilter": {"maxOrderQty": "1000000", "minOrderQty": "1", "qtyStep": "1"},
+            "unifiedMarginTrade": True,
+            "fundingInterval": 480,
+            "copyTrading": "none",
+        }
+        data.update(extra)
+        with self._lock:
+            self.bybit_instruments[category][symbol] = data
+        return dict(data)
+
+    def remove_bybit_instrument(self, category: str, symbol: str | None = None) -> None:
+        """Stop listing ``symbol`` (``None``: every instrument of ``category``)."""
+        with self._lock:
+            if symbol is None:
+                self.bybit_instruments[category].clear()
+            else:
+                self.bybit_instruments[category].pop(symbol, None)
+
+    def _know_instrument(self, category: str, symbol: str, settle_coin: str) -> None:
+        """A position or order on a contract implies the contract is listed."""
+        if category in ("linear", "inverse") and symbol not in self.bybit_instruments.get(category, {}):
+            self.add_bybit_instrument(category, symbol, settle_coin)
+
+    def set_bybit_position_mode(self, category: str, symbol: str, hedge: bool) -> None:
+        """Put ``symbol`` in hedge mode (two legs, ``positionIdx`` 1 buy side and 2 sell side) or one-way mode
+        (``positionIdx`` 0). Orders must then name a matching ``positionIdx`` (else retCode 10001); a symbol whose
+        mode is not set takes any (a position on leg 1 or 2 sets hedge mode)."""
+        with self._lock:
+            self.bybit_hedge_mode[(category, symbol)] = hedge
 
     # --------------------------------------------------------------------------------------- Bybit: wallet
 
@@ -761,6 +835,7 @@ class FakeExchange:
             "updatedTime": str(_to_ms(updated_time) if updated_time is not None else created),
         }
         data.update(extra)
+        self._know_instrument(category, symbol, settle_coin)
         with self._lock:
             self.bybit_orders.append(_Row(category, settle_coin, data))
         return dict(data)
@@ -805,13 +880,28 @@ class FakeExchange:
         fee_rate: Number = "0.00055",
         fee_currency: str = "USDT",
         settle_coin: str = "USDT",
+        position_idx: int = 0,
         **extra: Any,
     ) -> dict[str, Any]:
-        """Store an execution; ``exec_type`` is "Trade", "BustTrade" (liquidation), "AdlTrade", "Funding"..."""
+        """Store an execution; ``exec_type`` is "Trade", "BustTrade" (liquidation), "AdlTrade", "Funding"...
+
+        Like Bybit's, the row carries no ``positionIdx``: the leg it filled is its order's. An execution of an order
+        the fake does not hold stores that order too (filled, on leg ``position_idx``, created at ``exec_time``), as
+        every execution at Bybit belongs to an order in its order history.
+        """
+        if "positionIdx" in extra:
+            raise ValueError("Bybit executions carry no positionIdx: give position_idx (the order's leg)")
         qty_d, price_d = _dec(exec_qty), _dec(exec_price)
+        order_id = order_id or str(uuid.uuid4())
+        if exec_type != "Funding" and not any(row.data["orderId"] == order_id for row in self.bybit_orders):
+            self.add_bybit_order(category, symbol, side, exec_qty, exec_price, order_type=order_type, status="Filled",
+                                 order_id=order_id, order_link_id=order_link_id, position_idx=position_idx,
+                                 cum_exec_qty=exec_qty, created_time=exec_time, settle_coin=settle_coin,
+                                 createType={"BustTrade": "CreateByLiq", "AdlTrade": "CreateByAdl_PassThrough"}.get(
+                                     exec_type, "CreateByUser"))  # fmt: skip
         data: dict[str, Any] = {
             "symbol": symbol,
-            "orderId": order_id or str(uuid.uuid4()),
+            "orderId": order_id,
             "orderLinkId": order_link_id,
             "side": side,
             "orderPrice": _num(exec_price),
@@ -1095,6 +1185,7 @@ class FakeExchange:
         body = handler.rfile.read(length) if length > 0 else b""
         with self._lock:
             self.requests.append(RecordedRequest(method, path, query))
+            self.arrivals.setdefault(_sent_key(handler.headers), []).append(time.time())
         fault = self._take_fault(path)
         venue = "bybit" if path.startswith("/v5/") else "alpaca"
         reply: _Reply | None = None
@@ -1221,6 +1312,7 @@ class FakeExchange:
             ("GET", "/v5/execution/list"): self._bybit_execution_list,
             ("POST", "/v5/order/create"): self._bybit_create_order,
             ("POST", "/v5/order/cancel"): self._bybit_cancel_order,
+            ("GET", "/v5/market/instruments-info"): self._bybit_instruments,
         }
         rate_headers = {
             "X-Bapi-Limit": "10",
@@ -1231,7 +1323,8 @@ class FakeExchange:
         if route is None:
             return _Reply(404, raw=b"404 page not found", content_type="text/plain")
         try:
-            self._bybit_authenticate(method, raw_query, headers, body)
+            if path not in BYBIT_PUBLIC_PATHS:
+                self._bybit_authenticate(method, raw_query, headers, body)
             with self._lock:
                 result = route(query, body)
         except _BybitError as error:
@@ -1330,6 +1423,19 @@ class FakeExchange:
         page, next_cursor = self._bybit_page([row.data for row in rows], limit, query, fingerprint)
         return {"category": category, "list": page, "nextPageCursor": next_cursor}
 
+    def _bybit_instruments(self, query: dict[str, str], body: bytes) -> dict[str, Any]:
+        """Instruments of a category; by default those Trading or PendingOpen, else those of ``status``."""
+        category = self._bybit_category(query, ("linear", "inverse", "option", "spot"))
+        limit = self._bybit_limit(query, 500, 1000)
+        statuses = {query["status"]} if query.get("status") else {"Trading", "PendingOpen"}
+        rows = [row for row in self.bybit_instruments.get(category, {}).values() if row["status"] in statuses]
+        for param in ("symbol", "baseCoin"):
+            if query.get(param):
+                rows = [row for row in rows if row[param] == query[param]]
+        fingerprint = _fingerprint("/v5/market/instruments-info", query, ("category", "symbol", "status", "baseCoin"))
+        page, next_cursor = self._bybit_page(rows, limit, query, fingerprint)
+        return {"category": category, "list": page, "nextPageCursor": next_cursor}
+
     def _bybit_wallet(self, query: dict[str, str], body: bytes) -> dict[str, Any]:
         if query.get("accountType") != "UNIFIED":
             raise _BybitError(10001, "accountType only support UNIFIED.")
@@ -1364,9 +1470,14 @@ class FakeExchange:
         return {"category": category, "list": page, "nextPageCursor": next_cursor}
 
     def _bybit_order_history(self, query: dict[str, str], body: bytes) -> dict[str, Any]:
+        """Orders by id (any age), else those created in ``startTime``..``endTime`` (at most 7 days apart; the
+        last 7 days when neither is given)."""
         category = self._bybit_category(query, ("linear", "inverse", "option", "spot"))
         limit = self._bybit_limit(query, 20, 50)
         rows = self._bybit_order_rows(query, category)
+        if not (query.get("orderId") or query.get("orderLinkId")):
+            start, end = self._bybit_window(query)
+            rows = [row for row in rows if start <= int(row.data["createdTime"]) <= end]
         if query.get("orderStatus"):
             rows = [row for row in rows if row.data["orderStatus"] == query["orderStatus"]]
         keys = ("category", "symbol", "settleCoin", "baseCoin", "orderId", "orderLinkId", "orderStatus")
@@ -1374,9 +1485,9 @@ class FakeExchange:
         page, next_cursor = self._bybit_page([row.data for row in rows], limit, query, fingerprint)
         return {"category": category, "list": page, "nextPageCursor": next_cursor}
 
-    def _bybit_execution_list(self, query: dict[str, str], body: bytes) -> dict[str, Any]:
-        category = self._bybit_category(query, ("linear", "inverse", "option", "spot"))
-        limit = self._bybit_limit(query, 50, 100)
+    def _bybit_window(self, query: Mapping[str, str]) -> tuple[int, int]:
+        """Bybit's ``startTime``/``endTime`` rule: at most 7 days apart; one alone spans 7 days from it; neither is
+        the last ``execution_default_window_ms`` (7 days)."""
         try:
             start = int(query["startTime"]) if query.get("startTime") else None
             end = int(query["endTime"]) if query.get("endTime") else None
@@ -1387,13 +1498,18 @@ class FakeExchange:
                 raise _BybitError(10001, "params error: endTime must be after startTime")
             if end - start > SEVEN_DAYS_MS:
                 raise _BybitError(10001, "The time range cannot exceed 7 days")
-        elif start is not None:
-            end = start + SEVEN_DAYS_MS
-        elif end is not None:
-            start = end - SEVEN_DAYS_MS
-        else:
-            end = _now_ms()
-            start = end - self.execution_default_window_ms
+            return start, end
+        if start is not None:
+            return start, start + SEVEN_DAYS_MS
+        if end is not None:
+            return end - SEVEN_DAYS_MS, end
+        end = _now_ms()
+        return end - self.execution_default_window_ms, end
+
+    def _bybit_execution_list(self, query: dict[str, str], body: bytes) -> dict[str, Any]:
+        category = self._bybit_category(query, ("linear", "inverse", "option", "spot"))
+        limit = self._bybit_limit(query, 50, 100)
+        start, end = self._bybit_window(query)
         rows = [row for row in self.bybit_executions if row.category == category]
         for param in ("symbol", "orderId", "orderLinkId", "execType"):
             if query.get(param):
@@ -1448,6 +1564,12 @@ class FakeExchange:
             raise _BybitError(10001, "params error: orderLinkId is longer than 36 characters")
         if link_id and any(row.data["orderLinkId"] == link_id for row in self.bybit_orders):
             raise _BybitError(110072, "OrderLinkedID is duplicate")
+        position_idx = params.get("positionIdx", 0)
+        if isinstance(position_idx, bool) or position_idx not in (0, 1, 2):
+            raise _BybitError(10001, "params error: positionIdx invalid")
+        hedge = self.bybit_hedge_mode.get((category, str(params["symbol"])))
+        if hedge is not None and (position_idx != 0) != hedge:
+            raise _BybitError(10001, "position idx not match position mode")
         settle = _guess_settle_coin(category, str(params["symbol"]))
         order = self.add_bybit_order(
             category,
@@ -1457,7 +1579,7 @@ class FakeExchange:
             str(params.get("price") or "0"),
             order_type=str(params["orderType"]),
             order_link_id=link_id,
-            position_idx=int(params.get("positionIdx", 0)),
+            position_idx=int(position_idx),
             reduce_only=bool(params.get("reduceOnly", False)),
             time_in_force=str(params.get("timeInForce") or ("IOC" if params["orderType"] == "Market" else "GTC")),
             settle_coin=settle,

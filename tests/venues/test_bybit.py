@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 from fake_exchange import DEFAULT_BYBIT_KEYS, FakeExchange
+from pybit.exceptions import InvalidRequestError
+from pybit.unified_trading import HTTP
 
+from reconciliation.errors import InvalidResponse, RequestRejected
 from reconciliation.values import (
     Cash,
     FillKind,
@@ -160,6 +163,58 @@ def test_every_configured_category_is_queried_and_keyed_by_category(exchange: Fa
     assert [(f.key, f.fill_id) for f in snapshot.fills] == [(InstrumentKey("option", "BTC-26DEC26-80000-C"), "opt-1")]
 
 
+def test_inverse_positions_are_listed_by_the_settle_coins_bybit_lists_for_inverse_contracts(
+    exchange: FakeExchange,
+) -> None:
+    exchange.add_bybit_instrument("inverse", "XRPUSD")  # settles in XRP
+    exchange.add_bybit_position("inverse", "BTCUSD", "Sell", "1000", "60000", "60000", settle_coin="BTC")
+    exchange.add_bybit_position("inverse", "ETHUSDH27", "Buy", "300", "3000", "3100", settle_coin="ETH")
+    exchange.add_bybit_order("inverse", "XRPUSD", "Buy", "50", "0.5", order_link_id="xrp-1", settle_coin="XRP")
+
+    snapshot = bybit_venue(exchange, categories=("linear", "inverse")).fetch_snapshot(now())  # settle_coins: USDT
+
+    assert {p.key: p.qty for p in snapshot.positions} == {
+        InstrumentKey("inverse", "BTCUSD"): Decimal(-1000),
+        InstrumentKey("inverse", "ETHUSDH27"): Decimal(300),
+    }
+    assert [o.client_order_id for o in snapshot.open_orders] == ["xrp-1"]
+    by_category = {
+        category: sorted(q["settleCoin"] for q in queries(exchange, "/v5/position/list") if q["category"] == category)
+        for category in ("linear", "inverse")
+    }
+    assert by_category == {"linear": ["USDT"], "inverse": ["BTC", "ETH", "XRP"]}
+    assert [q["category"] for q in queries(exchange, "/v5/market/instruments-info")] == ["inverse"]
+
+
+def test_no_inverse_instrument_listed_fails_the_fetch_instead_of_reading_inverse_positions_as_flat(
+    exchange: FakeExchange,
+) -> None:
+    exchange.add_bybit_position("inverse", "BTCUSD", "Sell", "1000", "60000", "60000", settle_coin="BTC")
+    exchange.remove_bybit_instrument("inverse")
+
+    with pytest.raises(InvalidResponse) as raised:
+        bybit_venue(exchange, categories=("linear", "inverse")).fetch_snapshot(now())
+
+    assert str(raised.value) == (
+        "bybit instruments (inverse): no instruments listed, so no settle coin to list positions by"
+    )
+
+
+def test_an_inverse_instrument_without_its_settle_coin_fails_the_fetch_naming_the_field(exchange: FakeExchange) -> None:
+    exchange.fail("/v5/market/instruments-info", "missing_field", field="settleCoin", item=1)
+
+    with pytest.raises(InvalidResponse) as raised:
+        bybit_venue(exchange, categories=("inverse",)).fetch_snapshot(now())
+
+    assert str(raised.value) == "bybit instruments (inverse)[1].settleCoin: missing"
+
+
+def test_a_linear_only_account_never_asks_for_instruments(exchange: FakeExchange) -> None:
+    bybit_venue(exchange).fetch_snapshot(now())
+
+    assert exchange.count("/v5/market/instruments-info") == 0
+
+
 # --- wallet -----------------------------------------------------------------------------------------------------
 
 
@@ -257,6 +312,74 @@ def test_liquidations_and_adl_are_labelled_and_funding_is_not_a_fill(exchange: F
     assert (liquidation.side, liquidation.qty, liquidation.price) == (Side.SELL, Decimal(1), Decimal(50000))
 
 
+def test_hedge_mode_fills_are_on_the_leg_of_their_order_found_in_one_order_history_page(
+    exchange: FakeExchange,
+) -> None:
+    when = now() - timedelta(hours=2)
+    exchange.set_bybit_position_mode("linear", "BTCUSDT", hedge=True)
+    exchange.add_bybit_execution("linear", "BTCUSDT", "Buy", "1", "60000", exec_id="open-long", order_id="o-long",
+                                 position_idx=1, exec_time=when)  # fmt: skip
+    exchange.add_bybit_execution("linear", "BTCUSDT", "Sell", "2", "60100", exec_id="open-short", order_id="o-short",
+                                 position_idx=2, exec_time=when + timedelta(minutes=1))  # fmt: skip
+    exchange.add_bybit_execution("linear", "BTCUSDT", "Buy", "2", "59000", exec_id="close-short", order_id="o-cover",
+                                 position_idx=2, exec_time=when + timedelta(minutes=2))  # fmt: skip
+    exchange.add_bybit_execution("linear", "ETHUSDT", "Buy", "3", "3000", exec_id="one-way", order_id="o-eth",
+                                 exec_time=when + timedelta(minutes=3))  # fmt: skip
+
+    fills = bybit_venue(exchange).fills_between(now() - timedelta(days=1), now())
+
+    assert {f.fill_id: f.key for f in fills} == {
+        "open-long": InstrumentKey("linear", "BTCUSDT", 1),
+        "open-short": InstrumentKey("linear", "BTCUSDT", 2),
+        "close-short": InstrumentKey("linear", "BTCUSDT", 2),  # a buy that closes the short leg, not a long
+        "one-way": InstrumentKey("linear", "ETHUSDT", 0),
+    }
+    (history,) = queries(exchange, "/v5/order/history")  # one page names every order of the window
+    assert int(history["endTime"]) - int(history["startTime"]) <= 7 * DAY_MS and "orderId" not in history
+
+
+def test_the_order_of_an_execution_older_than_its_window_is_asked_for_by_id_once(exchange: FakeExchange) -> None:
+    placed, moment = now() - timedelta(days=9), now()
+    exchange.add_bybit_order("linear", "BTCUSDT", "Sell", "2", "70000", order_id="o-old", position_idx=2,
+                             status="Filled", cum_exec_qty="2", created_time=placed)  # fmt: skip
+    exchange.add_bybit_execution("linear", "BTCUSDT", "Sell", "1", "70000", exec_id="x1", order_id="o-old",
+                                 exec_time=moment - timedelta(days=2))  # fmt: skip
+    exchange.add_bybit_execution("linear", "BTCUSDT", "Sell", "1", "70000", exec_id="x2", order_id="o-old",
+                                 exec_time=moment - timedelta(days=1))  # fmt: skip
+    venue = bybit_venue(exchange)
+
+    first = venue.fills_between(moment - timedelta(days=3), moment)
+    again = venue.fills_between(moment - timedelta(days=3), moment)
+
+    assert {f.key.leg for f in first + again} == {2}
+    assert [q.get("orderId") for q in queries(exchange, "/v5/order/history")] == ["o-old"]  # remembered after
+
+
+def test_an_execution_whose_order_bybit_does_not_know_fails_the_fetch(exchange: FakeExchange) -> None:
+    exchange.add_bybit_execution("linear", "BTCUSDT", "Buy", "1", "60000", exec_id="x1", order_id="o-gone",
+                                 exec_time=now() - timedelta(hours=1))  # fmt: skip
+    exchange.bybit_orders.clear()
+
+    with pytest.raises(InvalidResponse) as raised:
+        bybit_venue(exchange).fetch_snapshot(now())
+
+    assert str(raised.value) == (
+        "bybit order history (linear): order 'o-gone' of an execution is not in the order history, "
+        "so the position leg it filled is unknown"
+    )
+
+
+def test_an_order_placed_on_the_wrong_leg_for_the_position_mode_is_refused_by_the_fake(exchange: FakeExchange) -> None:
+    exchange.add_bybit_position("linear", "BTCUSDT", "Buy", "1", "60000", "60000", position_idx=1)
+    venue = bybit_venue(exchange)
+
+    with pytest.raises(RequestRejected, match="position idx not match position mode"):
+        venue.place_order(InstrumentKey("linear", "BTCUSDT", 0), Side.SELL, Decimal(1), True, "recon-leg0")
+    venue.place_order(InstrumentKey("linear", "BTCUSDT", 1), Side.SELL, Decimal(1), True, "recon-leg1")
+
+    assert [o.body["positionIdx"] for o in exchange.submitted_orders] == [1]
+
+
 # --- order lookup -----------------------------------------------------------------------------------------------
 
 
@@ -307,6 +430,38 @@ def test_an_order_without_client_id_is_looked_up_by_venue_id(exchange: FakeExcha
 
 def test_an_order_the_venue_does_not_know_is_a_lookup_of_none(exchange: FakeExchange) -> None:
     assert bybit_venue(exchange).lookup_order(pending("never-sent")) == OrderLookup(None)
+
+
+def test_an_old_pending_order_is_settled_with_fills_paged_back_to_its_creation_in_seven_day_windows(
+    exchange: FakeExchange,
+) -> None:
+    moment = now()
+    placed = moment - timedelta(days=20)
+    exchange.add_bybit_order("linear", "BTCUSDT", "Buy", "3", "50000", order_id="v-old", order_link_id="bot-old",
+                             position_idx=1, status="Filled", cum_exec_qty="3", created_time=placed)  # fmt: skip
+    for days, exec_id in ((19, "x-19d"), (12, "x-12d"), (2, "x-2d")):  # a resting limit order, filled piece by piece
+        exchange.add_bybit_execution("linear", "BTCUSDT", "Buy", "1", "50000", exec_id=exec_id, order_id="v-old",
+                                     exec_time=moment - timedelta(days=days))  # fmt: skip
+    exchange.add_bybit_execution("linear", "BTCUSDT", "Buy", "1", "50000", exec_id="x-before", order_id="v-other",
+                                 exec_time=placed - timedelta(days=1))  # fmt: skip
+
+    lookup = bybit_venue(exchange).lookup_order(pending("bot-old"))
+
+    assert lookup.order is not None and lookup.order.status is OrderStatus.FILLED
+    assert [(f.fill_id, f.key.leg) for f in lookup.fills] == [("x-19d", 1), ("x-12d", 1), ("x-2d", 1)]
+    assert sum(f.qty for f in lookup.fills) == lookup.order.qty
+    windows = [(int(q["startTime"]), int(q["endTime"])) for q in queries(exchange, "/v5/execution/list")]
+    assert all(0 < end - start <= 7 * DAY_MS for start, end in windows)  # the fake refuses a longer span
+    assert min(start for start, _ in windows) <= ms(placed) and max(end for _, end in windows) >= ms(moment)
+    assert {q["orderId"] for q in queries(exchange, "/v5/execution/list")} == {"v-old"}
+
+
+def test_the_fake_refuses_an_execution_window_over_seven_days_as_bybit_does(bybit_session: HTTP) -> None:
+    end = ms(now())
+
+    with pytest.raises(InvalidRequestError, match="The time range cannot exceed 7 days"):
+        bybit_session.get_executions(category="linear", startTime=end - 7 * DAY_MS - 1, endTime=end)
+    assert bybit_session.get_executions(category="linear", startTime=end - 7 * DAY_MS, endTime=end)["retCode"] == 0
 
 
 # --- placing orders ---------------------------------------------------------------------------------------------

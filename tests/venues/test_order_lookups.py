@@ -63,7 +63,8 @@ def test_a_timed_out_order_that_filled_is_booked_with_its_fills_and_leaves_no_gh
     exchange: FakeExchange, database: Database, books: BooksClient, tmp_path: Path, policy: str
 ) -> None:
     filled_at = datetime.now(UTC) - timedelta(minutes=5)
-    exchange.add_bybit_order("linear", "BTCUSDT", "Buy", "2", "100", order_id="o-1", order_link_id="lx-1")
+    exchange.add_bybit_order("linear", "BTCUSDT", "Buy", "2", "100", order_id="o-1", order_link_id="lx-1",
+                             created_time=filled_at - timedelta(seconds=30))  # fmt: skip
     exchange.set_bybit_order_status("o-1", "Filled", cum_exec_qty="2")
     for exec_id, qty in (("e-1", "1.5"), ("e-2", "0.5")):
         exchange.add_bybit_execution("linear", "BTCUSDT", "Buy", qty, "100", exec_id=exec_id, order_id="o-1",
@@ -162,3 +163,29 @@ def test_backfill_through_pybit_replaces_the_estimate_with_the_liquidation_fill_
 def trades(database: Database) -> list[Trade]:
     with database.sessions() as session:
         return list(session.scalars(select(Trade)))
+
+
+def test_a_hedge_mode_leg_closed_at_the_venue_is_synced_with_the_venues_own_fill_on_that_leg(
+    exchange: FakeExchange, database: Database, books: BooksClient, tmp_path: Path
+) -> None:
+    opened = datetime.now(UTC) - timedelta(days=2)
+    books.record_fill("lxalgo", "live", symbol="ETHUSDT", category="linear", leg=1, side="buy", qty="1",
+                      price="3000", fill_id="b-long", time=opened)  # fmt: skip
+    books.record_fill("lxalgo", "live", symbol="ETHUSDT", category="linear", leg=2, side="sell", qty="2",
+                      price="3100", fill_id="b-short", time=opened)  # fmt: skip
+    exchange.add_bybit_position("linear", "ETHUSDT", "Buy", "1", "3000", "2950", position_idx=1)
+    exchange.add_bybit_flat_position("linear", "ETHUSDT", position_idx=2, markPrice="2950")
+    exchange.add_bybit_execution("linear", "ETHUSDT", "Buy", "2", "2900", exec_id="hand-cover", order_id="o-cover",
+                                 position_idx=2, exec_fee="0.5",
+                                 exec_time=datetime.now(UTC) - timedelta(hours=1))  # fmt: skip
+
+    reconcile(database, account(tmp_path, exchange, "sync_to_broker"))  # type: ignore[arg-type]
+
+    assert [(p.key.leg, p.qty) for p in books.positions("lxalgo", "live")] == [(1, Decimal(1))]
+    [closed] = [t for t in trades(database) if t.symbol == "ETHUSDT"]
+    assert (closed.leg, closed.exit_fill_id, closed.exit_price, closed.exit_estimated) == (
+        2,
+        "hand-cover",
+        Decimal(2900),
+        False,
+    )
