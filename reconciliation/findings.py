@@ -29,6 +29,7 @@ class Kind(StrEnum):
     ORDER_MISSING_AT_VENUE = "order_missing_at_venue"
     ORDER_UNKNOWN_TO_LEDGER = "order_unknown_to_ledger"
     ORDER_STATUS_MISMATCH = "order_status_mismatch"
+    DUPLICATE_VENUE_ORDER_ID = "duplicate_venue_order_id"
 
 
 POSITION_KINDS = frozenset({Kind.MISSING_AT_VENUE, Kind.MISSING_IN_LEDGER, Kind.QUANTITY_MISMATCH, Kind.SIDE_MISMATCH})
@@ -177,12 +178,17 @@ def compare_cash(
 
 @dataclass(frozen=True)
 class OrderDiscrepancy:
-    """A pending order the venue does not show, an open venue order the books do not know, or a status gap."""
+    """A pending order the venue does not show, an open venue order the books do not know, or a status gap.
+
+    For ``duplicate_venue_order_id``: ``ledger`` is the first of the live book orders naming one venue order id,
+    ``duplicates`` all of them (two or more), ``venue`` the venue's open order with that id, if any.
+    """
 
     kind: Kind
     severity: Severity
     ledger: Order | None
     venue: Order | None
+    duplicates: tuple[Order, ...] = ()
 
     @property
     def order(self) -> Order:
@@ -193,8 +199,11 @@ class OrderDiscrepancy:
 
     @property
     def subject(self) -> str:
-        """Identity of the order, stable across runs."""
+        """Identity of the order, stable across runs (for a duplicate: the venue order id the books repeat, kept
+        apart from the subjects of single orders)."""
         order = self.order
+        if self.kind is Kind.DUPLICATE_VENUE_ORDER_ID:
+            return f"order:venue:{order.venue_order_id}"
         return f"order:{order.client_order_id or order.venue_order_id}"
 
 
@@ -202,17 +211,37 @@ ORDER_SEVERITY = {
     Kind.ORDER_MISSING_AT_VENUE: Severity.MODERATE,
     Kind.ORDER_UNKNOWN_TO_LEDGER: Severity.MODERATE,
     Kind.ORDER_STATUS_MISMATCH: Severity.MINOR,
+    # The books are corrupt (one venue order booked twice): whichever order is settled, the other one's quantity
+    # is exposure the bot believes in and nobody holds. Critical, so the default policy halts the account.
+    Kind.DUPLICATE_VENUE_ORDER_ID: Severity.CRITICAL,
 }
 
 
 def compare_orders(pending: Iterable[Order], open_at_venue: Iterable[Order]) -> tuple[OrderDiscrepancy, ...]:
-    """Match live book orders with open venue orders by client order id, else venue order id."""
+    """Match live book orders with open venue orders by client order id, else venue order id.
+
+    Live book orders that share one venue order id are one ``duplicate_venue_order_id`` discrepancy and are
+    matched with nothing else: settling either one from the venue's answer would book the venue's order twice.
+    The venue's order they name counts as known (it is not an order unknown to the books).
+    """
     venue_orders = list(open_at_venue)
     by_client = {o.client_order_id: o for o in venue_orders if o.client_order_id}
     by_venue_id = {o.venue_order_id: o for o in venue_orders if o.venue_order_id}
     seen: set[int] = set()
     found: list[OrderDiscrepancy] = []
-    for mine in (o for o in pending if o.status.is_live):
+    live = [o for o in pending if o.status.is_live]
+    sharing: dict[str, list[Order]] = {}
+    for mine in live:
+        if mine.venue_order_id:
+            sharing.setdefault(mine.venue_order_id, []).append(mine)
+    duplicated = {venue_id: orders for venue_id, orders in sharing.items() if len(orders) > 1}
+    for venue_id, orders in duplicated.items():
+        theirs = by_venue_id.get(venue_id)
+        claimed = [theirs, *(by_client.get(o.client_order_id) for o in orders if o.client_order_id)]
+        seen.update(id(o) for o in claimed if o is not None)
+        kind = Kind.DUPLICATE_VENUE_ORDER_ID
+        found.append(OrderDiscrepancy(kind, ORDER_SEVERITY[kind], orders[0], theirs, tuple(orders)))
+    for mine in (o for o in live if o.venue_order_id not in duplicated):
         theirs = (by_client.get(mine.client_order_id) if mine.client_order_id else None) or (
             by_venue_id.get(mine.venue_order_id) if mine.venue_order_id else None
         )
