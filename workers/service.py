@@ -81,7 +81,7 @@ class Service:
             result = run_reconciliation(self.database, config, reason=why, dry_run=dry_run, clock=self.clock,
                                         venue=venue, count=self.count)  # fmt: skip
             if self.redis is not None and not result.failed and not dry_run:
-                publish(self.redis, result, self.settings)
+                publish(self.redis, result, self.settings, config.publisher, now=self.clock())
             return result
 
         if self.redis is None:
