@@ -58,6 +58,7 @@ def estimated_trades(session: Session, account_id: int) -> list[EstimatedTrade]:
             entry_time=trade.entry_time,
             exit_price=trade.exit_price,
             exit_time=trade.exit_time,
+            multiplier=trade.multiplier,
         )
         for trade, _, _ in rows
     ]

@@ -65,6 +65,7 @@ class Fill(Base):
     group_name: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
     estimated: Mapped[bool] = mapped_column(Boolean)
+    multiplier: Mapped[Decimal] = mapped_column(Amount(), server_default="1")
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -112,6 +113,7 @@ class Lot(Base):
     status: Mapped[str] = mapped_column(String(24))
     exit_reason: Mapped[str | None] = mapped_column(Text)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    multiplier: Mapped[Decimal] = mapped_column(Amount(), server_default="1")
 
 
 class Trade(Base):
@@ -141,6 +143,7 @@ class Trade(Base):
     status: Mapped[str] = mapped_column(String(24))
     exit_reason: Mapped[str | None] = mapped_column(Text)
     exit_estimated: Mapped[bool] = mapped_column(Boolean)
+    multiplier: Mapped[Decimal] = mapped_column(Amount(), server_default="1")
 
 
 class PendingOrder(Base):

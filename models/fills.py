@@ -175,6 +175,7 @@ def fill_row(account_id: int, fill: Fill, source: Source, now: datetime, run_id:
         "group_name": fill.group,
         "reason": fill.reason,
         "estimated": fill.estimated,
+        "multiplier": fill.multiplier,
         "run_id": run_id,
         "recorded_at": now,
     }
@@ -218,7 +219,7 @@ def _collect(changes: _Changes, before: tuple[Lot, ...], outcome: FifoOutcome, f
         changes.new_lots[outcome.opened.entry_fill_id] = outcome.opened
         if outcome.opened.group:
             sign = Decimal(1) if fill.side is Side.SELL else Decimal(-1)
-            changes.credit[outcome.opened.group] += sign * outcome.opened.quantity * fill.price
+            changes.credit[outcome.opened.group] += sign * outcome.opened.quantity * fill.price * fill.multiplier
     changes.trades.extend(outcome.trades)
 
 
@@ -310,6 +311,7 @@ def _lot_row(account_id: int, lot: Lot, lots: OpenLots, closing: dict[str, Any])
         "commission": lot.commission,
         "source": lot.source.value,
         "group_id": lots.group_ids.get(lot.group) if lot.group else None,
+        "multiplier": lot.multiplier,
         **closing,
     }
 
@@ -336,6 +338,7 @@ def _trade_row(account_id: int, trade: Trade, lot_id: int) -> dict[str, Any]:
         "status": trade.status.value,
         "exit_reason": trade.exit_reason,
         "exit_estimated": trade.exit_estimated,
+        "multiplier": trade.multiplier,
     }
 
 

@@ -74,22 +74,22 @@ def load_open_lots(
     ids: dict[str, int] = {}
     for row in session.execute(query, {"account_id": account_id}):
         lot_id, category, symbol, leg, side, quantity, remaining, price, time, fill_id, fee, source, group_id = row[:13]
-        group = row[13]
+        multiplier, group = row[13], row[14]
         key = interned.setdefault((category, symbol, leg), InstrumentKey(category, symbol, leg))
         if wanted_keys is not None and key not in wanted_keys and group_id not in wanted_groups:
             continue
         if group is not None:
             group_ids[group] = group_id
-        by_key[key].append(
-            Lot(fill_id, key, _LOT_SIDES[side], quantity, remaining, price, time, fee, _SOURCES[source], group)
-        )
+        lot = Lot(fill_id, key, _LOT_SIDES[side], quantity, remaining, price, time, fee, _SOURCES[source], group,
+                  multiplier)  # fmt: skip
+        by_key[key].append(lot)
         ids[fill_id] = lot_id
     return OpenLots({k: tuple(v) for k, v in by_key.items()}, ids, group_ids)
 
 
 _LOT_COLUMNS = (
     "category", "symbol", "leg", "side", "quantity", "remaining", "entry_price", "entry_time", "entry_fill_id",
-    "commission", "source", "group_id",
+    "commission", "source", "group_id", "multiplier",
 )  # fmt: skip
 _LOT_SIDES = {side.value: side for side in LotSide}
 

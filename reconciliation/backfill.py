@@ -61,6 +61,7 @@ class EstimatedTrade:
     entry_time: datetime
     exit_price: Decimal
     exit_time: datetime
+    multiplier: Decimal = Decimal(1)
 
     @property
     def closing_side(self) -> Side:
@@ -199,11 +200,11 @@ def _consume(trade: EstimatedTrade, supplies: list[_Supply]) -> list[ExitPart]:
 def _backfilled(trade: EstimatedTrade, parts: tuple[ExitPart, ...]) -> BackfilledExit:
     qty = trade.quantity
     value = sum((part.fill.price * part.qty for part in parts), ZERO)
-    gross = quantize((value - trade.entry_price * qty) * trade.side.sign)
+    gross = quantize((value - trade.entry_price * qty) * trade.multiplier * trade.side.sign)
     exit_fee = sum((part.fee for part in parts), ZERO)
     fees = trade.entry_fee + exit_fee
     net = gross - fees
-    cost = trade.entry_price * qty
+    cost = trade.entry_price * qty * trade.multiplier
     kind = max((part.fill.kind for part in parts), key=SEVERITY.index)
     return BackfilledExit(
         trade=trade,

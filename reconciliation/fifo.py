@@ -91,6 +91,7 @@ def apply_fill(lots: Sequence[Lot], fill: Fill, source: Source) -> FifoOutcome:
             commission=fill.fee - fee_used,
             source=source,
             group=fill.group,
+            multiplier=fill.multiplier,
         )
         kept.append(opened)
     return FifoOutcome(lots=tuple(kept), trades=tuple(trades), opened=opened)
@@ -104,10 +105,10 @@ def _trade(lot: Lot, fill: Fill, closing: Decimal, fill_matched_before: Decimal,
     exit_fee = _share(fill.fee, fill_matched_before + closing, fill.qty) - _share(
         fill.fee, fill_matched_before, fill.qty
     )
-    gross = quantize((fill.price - lot.entry_price) * closing * lot.side.sign)
+    gross = quantize((fill.price - lot.entry_price) * closing * lot.multiplier * lot.side.sign)
     fees = entry_fee + exit_fee
     net = gross - fees
-    cost = lot.entry_price * closing
+    cost = lot.entry_price * closing * lot.multiplier
     pnl_pct = quantize(net * 100 / cost, PERCENT_PLACES) if cost != ZERO else ZERO
     return Trade(
         key=lot.key,
@@ -127,6 +128,7 @@ def _trade(lot: Lot, fill: Fill, closing: Decimal, fill_matched_before: Decimal,
         exit_reason=fill.reason or _default_exit_reason(fill, source),
         exit_estimated=fill.estimated,
         group=lot.group,
+        multiplier=lot.multiplier,
     )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from reconciliation.contracts import Multipliers
 from reconciliation.effects import CancelOrder, PlaceOrder
 from reconciliation.fifo import position_of
 from reconciliation.plan import Plan
@@ -56,10 +57,15 @@ class ScreenedOrder:
         return str(self.effect.order.venue_order_id)
 
 
-def reference_prices(snapshot: Snapshot, books: Books) -> dict[InstrumentKey, Decimal]:
-    """A positive price per instrument to size orders' notional: the venue's mark, else its last price, else its
-    average, else the books' average entry. An instrument with none of them positive has no price: its order is
-    refused, because a cap that a zero price turns off is not a cap."""
+def reference_prices(
+    snapshot: Snapshot, books: Books, multipliers: Multipliers | None = None
+) -> dict[InstrumentKey, Decimal]:
+    """A positive price per contract of each instrument to size orders' notional: the venue's mark, else its last
+    price, else its average, else the books' average entry, times the contract multiplier (an option contract
+    at 2.50 on 100 shares is 250). An instrument with none of them positive has no price: its order is refused,
+    because a cap that a zero price turns off is not a cap."""
+    multipliers = multipliers or Multipliers()
+    reported = {p.key: p.multiplier for p in snapshot.positions}
     candidates: dict[InstrumentKey, list[Decimal | None]] = {}
     for position in snapshot.positions:
         candidates.setdefault(position.key, []).append(position.mark_price)
@@ -73,7 +79,7 @@ def reference_prices(snapshot: Snapshot, books: Books) -> dict[InstrumentKey, De
     for key, options in candidates.items():
         positive = next((price for price in options if price is not None and price > ZERO), None)
         if positive is not None:
-            prices[key] = positive
+            prices[key] = positive * multipliers.of(key, reported.get(key))
     return prices
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
+from reconciliation.contracts import Multipliers
 from reconciliation.findings import Kind, Severity, Thresholds
 
 
@@ -28,7 +29,8 @@ class Policy:
     """Strategy per severity, with optional overrides per discrepancy kind.
 
     The default never changes the books: it warns about minor and moderate differences and halts on
-    critical ones. Accounts opt in to ``sync_to_broker``.
+    critical ones. Accounts opt in to ``sync_to_broker``. A ``duplicate_venue_order_id`` is critical, so the
+    default halts on it; whatever the strategy, it never changes the books nor sends an order (``plan``).
     """
 
     minor: Strategy = Strategy.WARN_ONLY
@@ -55,3 +57,4 @@ class Rules:
     thresholds: Thresholds = field(default_factory=Thresholds)
     cash_tolerance_pct: Decimal = Decimal(1)
     grace_seconds: int = 30
+    multipliers: Multipliers = field(default_factory=Multipliers)

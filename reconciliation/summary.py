@@ -8,14 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from reconciliation.contracts import Multipliers
 from reconciliation.effects import BookFill
 from reconciliation.findings import PositionDiscrepancy
 from reconciliation.plan import Plan, Resolution
-from reconciliation.values import ZERO, Books, InstrumentKey, Snapshot, VenuePosition, exact
-
-#: Units of the underlying per contract, by category, where the venue quotes the price per unit: a US equity
-#: option (OCC) is 100 shares. Every other category is valued as quantity × price.
-CONTRACT_MULTIPLIERS: dict[str, Decimal] = {"us_option": Decimal(100)}
+from reconciliation.values import ZERO, Books, Snapshot, VenuePosition, exact
 
 
 @dataclass(frozen=True)
@@ -37,14 +34,10 @@ class RunSummary:
     unvalued: int = 0
 
 
-def contract_multiplier(key: InstrumentKey) -> Decimal:
-    """Units of the underlying one contract of ``key`` stands for (1 unless ``CONTRACT_MULTIPLIERS`` says)."""
-    return CONTRACT_MULTIPLIERS.get(key.category, Decimal(1))
-
-
 @exact
-def summarize(books: Books, snapshot: Snapshot, plan: Plan) -> RunSummary:
-    """The figures of a run that compared ``books`` (as read before the run) with ``snapshot`` and made ``plan``."""
+def summarize(books: Books, snapshot: Snapshot, plan: Plan, multipliers: Multipliers | None = None) -> RunSummary:
+    """The figures of a run that compared ``books`` (as read before the run) with ``snapshot`` and made ``plan``;
+    positions are valued with the account's contract ``multipliers``."""
     added = removed = adjusted = 0
     for decision in plan.decisions:
         found = decision.finding
@@ -57,7 +50,7 @@ def summarize(books: Books, snapshot: Snapshot, plan: Plan) -> RunSummary:
         else:
             adjusted += 1
     held = tuple(snapshot.positions_by_key().values())
-    values, unvalued = value_at_mark(held)
+    values, unvalued = value_at_mark(held, multipliers or Multipliers())
     return RunSummary(
         venue_positions=len(held),
         book_positions=len(books.signed_quantities()),
@@ -75,15 +68,18 @@ def _changes_books(outcome: Resolution, effects: tuple[object, ...]) -> bool:
 
 
 @exact
-def value_at_mark(positions: tuple[VenuePosition, ...]) -> tuple[dict[str, Decimal], int]:
+def value_at_mark(
+    positions: tuple[VenuePosition, ...], multipliers: Multipliers | None = None
+) -> tuple[dict[str, Decimal], int]:
     """Per currency (sorted), |qty| × mark × multiplier summed over ``positions``; and how many were left out
     for want of a mark or a currency."""
+    multipliers = multipliers or Multipliers()
     totals: dict[str, Decimal] = {}
     unvalued = 0
     for position in positions:
         if position.mark_price is None or position.currency is None:
             unvalued += 1
             continue
-        value = abs(position.qty) * position.mark_price * contract_multiplier(position.key)
+        value = abs(position.qty) * position.mark_price * multipliers.of(position.key, position.multiplier)
         totals[position.currency] = totals.get(position.currency, ZERO) + value
     return dict(sorted(totals.items())), unvalued

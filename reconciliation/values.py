@@ -153,7 +153,8 @@ class Fill:
     """One execution: a fill recorded by a bot, reported by the venue, or synthesised by reconciliation.
 
     ``estimated`` marks a price that is not a real execution price (a reconciliation close at the mark).
-    ``reason`` is the exit reason given to lots this fill closes.
+    ``reason`` is the exit reason given to lots this fill closes. ``multiplier`` is the instrument's contract
+    multiplier (``reconciliation.contracts``), given to the lot the fill opens.
     """
 
     fill_id: str
@@ -168,6 +169,7 @@ class Fill:
     group: str | None = None
     reason: str | None = None
     estimated: bool = False
+    multiplier: Decimal = Decimal(1)
 
     @property
     def signed_qty(self) -> Decimal:
@@ -177,7 +179,8 @@ class Fill:
 
 @dataclass(frozen=True)
 class Lot:
-    """One FIFO position entry; identified by the fill that opened it."""
+    """One FIFO position entry; identified by the fill that opened it. ``multiplier``: the contract multiplier its
+    P&L and value are reckoned with (price × quantity × multiplier)."""
 
     entry_fill_id: str
     key: InstrumentKey
@@ -189,6 +192,7 @@ class Lot:
     commission: Decimal = ZERO
     source: Source = Source.BOT
     group: str | None = None
+    multiplier: Decimal = Decimal(1)
 
     @property
     def signed_remaining(self) -> Decimal:
@@ -217,6 +221,7 @@ class Trade:
     exit_reason: str | None
     exit_estimated: bool
     group: str | None = None
+    multiplier: Decimal = Decimal(1)
 
 
 @dataclass(frozen=True)
@@ -273,6 +278,8 @@ class VenuePosition:
 
     ``currency`` is what the position is valued and settled in (``USDT`` for a Bybit USDT contract, ``USD`` at
     Alpaca); None when the venue's adapter cannot say, or the contract is not valued as quantity × price.
+    ``multiplier`` is the contract multiplier the venue reports (100 for a US equity option): one unit of
+    ``qty`` moves by ``multiplier`` × price. None when the venue does not say (1 unless configured otherwise).
     """
 
     key: InstrumentKey
@@ -280,6 +287,7 @@ class VenuePosition:
     avg_price: Decimal
     mark_price: Decimal | None = None
     currency: str | None = None
+    multiplier: Decimal | None = None
 
 
 @dataclass(frozen=True)

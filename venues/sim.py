@@ -1,7 +1,7 @@
 """The simulated venue: a JSON state file read whole on every fetch.
 
     {"positions":   [{"symbol", "category"?, "leg"?, "side": "long|short", "qty", "avg_price", "mark_price"?,
-                      "currency"?}],
+                      "currency"?, "multiplier"?}],
      "cash":        {"currency", "balance"} | null,
      "open_orders": [{"order_id", "client_order_id"?, "symbol", "category"?, "leg"?, "side": "buy|sell",
                       "qty", "price"?, "status"?}],
@@ -51,7 +51,7 @@ MAX_WORD = 64  # a side, status, kind or time
 TOP_LEVEL = frozenset({"positions", "cash", "open_orders", "fills", "marks"})
 _KEY_FIELDS = {"symbol", "category", "leg"}
 FIELDS = {
-    "positions": _KEY_FIELDS | {"side", "qty", "avg_price", "mark_price", "currency"},
+    "positions": _KEY_FIELDS | {"side", "qty", "avg_price", "mark_price", "currency", "multiplier"},
     "cash": {"currency", "balance"},
     "open_orders": _KEY_FIELDS | {"order_id", "client_order_id", "side", "qty", "price", "status"},
     "fills": _KEY_FIELDS | {"fill_id", "order_id", "side", "qty", "price", "fee", "time", "kind"},
@@ -264,6 +264,7 @@ def _position(item: dict[str, Any], path: str) -> VenuePosition:
         avg_price=_positive(item, "avg_price", path),
         mark_price=_optional_price(item, "mark_price", path),
         currency=_optional_text(item, "currency", path, MAX_CURRENCY),
+        multiplier=_positive(item, "multiplier", path) if "multiplier" in item else None,
     )
 
 

@@ -52,6 +52,8 @@ def _position(position: VenuePosition) -> dict[str, Any]:
         document["mark_price"] = plain(position.mark_price)
     if position.currency is not None:
         document["currency"] = position.currency
+    if position.multiplier is not None:
+        document["multiplier"] = plain(position.multiplier)
     return document
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -283,6 +284,7 @@ class BooksClient:
             fill_id=fill_id, fee=fee, time=time, category=category, leg=leg, group=group, order_id=order_id,
             kind=kind, reason=reason,
         )  # fmt: skip
+        fill = replace(fill, multiplier=config.rules.multipliers.of(fill.key))
         with self.database.transaction() as session:
             account_id = get_or_create_account(session, config.bot, config.account, now, config.venue).id
             result = record_fill(session, account_id, fill, now)

@@ -14,8 +14,9 @@ checks and computes the same outcome from the books as they are, and writes noth
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from models.accounts import existing_account_id, get_or_create_account, lock_account
@@ -74,6 +75,7 @@ def import_history(
             account_id = existing_account_id(session, config.bot, config.account)
             known = {} if account_id is None else recorded_differences(session, account_id, _fills(history.fills))
             fresh, already, bad = _sorted_out(history, known, skip_bad)
+            fresh = _with_multipliers(fresh, config)
             lots = _open_lots(session, account_id, fresh)
         outcome = replay(lots.by_key, ((f, Source.IMPORT) for f in fresh))
         positions = tuple(position_of(key, outcome.lots.get(key, ())) for key in _keys(fresh))
@@ -83,10 +85,22 @@ def import_history(
         lock_account(session, account_id)
         known = recorded_differences(session, account_id, _fills(history.fills))
         fresh, already, bad = _sorted_out(history, known, skip_bad)
+        fresh = _with_multipliers(fresh, config)
         lots = _open_lots(session, account_id, fresh)
         trades = write_new_fills(session, account_id, [(f, Source.IMPORT) for f in fresh], lots, now)
         positions = tuple(lots.position(key) for key in _keys(fresh))
         return ImportOutcome(tuple(fresh), already, history.repeated, bad, trades, positions, False)
+
+
+def _with_multipliers(fills: list[Fill], config: AccountConfig) -> list[Fill]:
+    """``fills`` with their instruments' contract multipliers (a copy only where it is not 1)."""
+    multipliers: dict[InstrumentKey, Decimal] = {}
+    for fill in fills:
+        if fill.key not in multipliers:
+            multipliers[fill.key] = config.rules.multipliers.of(fill.key)
+    if all(m == 1 for m in multipliers.values()):
+        return fills
+    return [replace(f, multiplier=multipliers[f.key]) if multipliers[f.key] != 1 else f for f in fills]
 
 
 def _fills(rows: Sequence[FileFill]) -> list[Fill]:

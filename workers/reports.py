@@ -159,6 +159,7 @@ def books_json(positions: list[Position], trades: list[Trade], groups: list[Posi
                 "leg": p.key.leg,
                 "qty": plain(p.qty),
                 "avg_entry": amount(p.avg_entry),
+                "multiplier": plain(p.lots[0].multiplier) if p.lots else "1",
                 "lots": [
                     {
                         "entry_fill_id": lot.entry_fill_id,
@@ -170,6 +171,7 @@ def books_json(positions: list[Position], trades: list[Trade], groups: list[Posi
                         "commission": plain(lot.commission),
                         "source": lot.source.value,
                         "group": lot.group,
+                        "multiplier": plain(lot.multiplier),
                     }
                     for lot in p.lots
                 ],
@@ -196,6 +198,7 @@ def books_json(positions: list[Position], trades: list[Trade], groups: list[Posi
                 "exit_estimated": t.exit_estimated,
                 "entry_fill_id": t.entry_fill_id,
                 "exit_fill_id": t.exit_fill_id,
+                "multiplier": plain(t.multiplier),
             }
             for t in trades
         ],

@@ -136,7 +136,10 @@ def test_spread_with_a_missing_leg_is_closed_externally_and_a_critical_gap_halts
     assert by_symbol(report)["TSLA"]["strategy"] == "halt_and_alert"
     books = recon.json("ledger", "show", "shortseller", "live")
     [spread] = books["groups"]
-    assert (spread["status"], spread["net_entry_credit"]) == ("CLOSED_EXTERNALLY", "4.6")
+    # 2 contracts × (6.40 credit − 4.10 debit) × 100 shares per contract
+    assert (spread["status"], spread["net_entry_credit"]) == ("CLOSED_EXTERNALLY", "460")
+    [short_leg] = [t for t in books["trades"] if t["symbol"] == "SPY261218P00580000"]
+    assert (short_leg["gross_pnl"], short_leg["multiplier"]) == ("-680", "100")  # (6.40 − 9.80) × 2 × 100
     assert {p["symbol"] for p in books["positions"]} == {"SPY261218P00570000", "TSLA"}
     [fleet_row] = [a for a in recon.json("fleet") if (a["bot"], a["account"]) == ("shortseller", "live")]
     assert fleet_row["halted"] and fleet_row["open_breaks"] == 1
