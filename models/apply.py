@@ -30,11 +30,13 @@ from models.lots import OpenLots
 from models.orders import TO_SEND
 from models.reading import last_fills, read_books
 from models.runs import Action, Run
+from models.sharing import lock_venue_account, read_shared_account
 from reconciliation.effects import BookFill
 from reconciliation.errors import StaleRun
 from reconciliation.findings import CashFinding
 from reconciliation.orders import ScreenedOrder
 from reconciliation.plan import Plan, RunStatus
+from reconciliation.sharing import SharedAccount
 from reconciliation.summary import RunSummary
 from reconciliation.values import Books, Position, plain
 
@@ -86,6 +88,13 @@ class RunTransaction:
             self.session, self._account, cash, venue_fill_ids, with_last_fills=with_last_fills
         )
         return books
+
+    def shared_account(self, config_venue_account: str, own: tuple[str, str], others: Sequence[tuple[str, str]],
+                       venue_fill_ids: Iterable[str] = ()) -> SharedAccount:  # fmt: skip
+        """Take the shared venue account for this transaction, then read what the other bots' books hold (call it
+        before ``books``: every run of the venue account takes the same lock first, so they take turns)."""
+        lock_venue_account(self.session, config_venue_account)
+        return read_shared_account(self.session, config_venue_account, own, others, venue_fill_ids)
 
     def with_fill_history(self, books: Books) -> Books:
         """``books`` with the newest fill recorded on each instrument (fills in flight, correction ids)."""

@@ -37,7 +37,7 @@ def read_books(
         last_fills=last_fills(session, account.id) if with_last_fills else {},
         pending_orders=live_orders(session, account.id),
         expected_cash=cash,
-        known_fill_ids=_known_fill_ids(session, account.id, venue_fill_ids),
+        known_fill_ids=known_fill_ids(session, account.id, venue_fill_ids),
         halted=account.halted,
         halted_reason=account.halted_reason,
     )
@@ -74,7 +74,7 @@ def last_fills(session: Session, account_id: int) -> dict[InstrumentKey, tuple[s
     return {key_of(row): (row.fill_id, row.last_time) for row in rows}
 
 
-def _known_fill_ids(session: Session, account_id: int, venue_fill_ids: Iterable[str]) -> frozenset[str]:
+def known_fill_ids(session: Session, account_id: int, venue_fill_ids: Iterable[str]) -> frozenset[str]:
     """Which of ``venue_fill_ids`` the books already hold."""
     wanted = sorted(set(venue_fill_ids))
     if not wanted:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
+from reconciliation.contracts import recovered_groups
 from reconciliation.effects import (
     AdoptOrder,
     BookFill,
@@ -39,6 +40,7 @@ from reconciliation.findings import (
     compare_positions,
 )
 from reconciliation.policy import Rules, Strategy
+from reconciliation.sharing import Owner, SharedAccount, attribute, unattributed
 from reconciliation.values import (
     ZERO,
     Books,
@@ -208,15 +210,32 @@ def compare(books: Books, snapshot: Snapshot, rules: Rules) -> Comparison:
 
 
 @exact
-def plan(books: Books, snapshot: Snapshot, rules: Rules, now: datetime, comparison: Comparison | None = None) -> Plan:
+def plan(
+    books: Books,
+    snapshot: Snapshot,
+    rules: Rules,
+    now: datetime,
+    comparison: Comparison | None = None,
+    shared: SharedAccount | None = None,
+) -> Plan:
     """Decide, per ``rules``, what to do about each difference between ``books`` and ``snapshot`` (compared here
-    unless ``comparison`` of the same books and snapshot is given)."""
+    unless ``comparison`` of the same books and snapshot is given).
+
+    In a venue account ``shared`` with other bots, ``snapshot`` is this bot's share (``sharing.own_share``): a
+    difference another bot's books hold is left to that bot's run, and one nobody's or several bots' books hold
+    is reported, never acted on.
+    """
     comparison = comparison or compare(books, snapshot, rules)
-    context = _Context(books, snapshot, rules, now)
-    decisions = [context.decide_position(d) for d in comparison.positions.discrepancies]
+    orphans = (d.key for d in comparison.positions.discrepancies if d.kind is Kind.MISSING_IN_LEDGER)
+    context = _Context(books, snapshot, rules, now, recovered_groups(orphans))
+    decisions = [
+        decision
+        for d in comparison.positions.discrepancies
+        if (decision := context.decide_position(d, shared)) is not None
+    ]
     if comparison.cash is not None and comparison.cash.is_discrepancy:
-        decisions.append(context.decide_cash(comparison.cash))
-    decisions.extend(context.decide_order(d) for d in comparison.orders)
+        decisions.append(context.decide_cash(comparison.cash, shared))
+    decisions.extend(context.decide_order(d, shared) for d in comparison.orders)
     if books.halted:
         decisions = [_already_halted(d, books.halted_reason) for d in decisions]
     return Plan(
@@ -237,8 +256,11 @@ def _already_halted(decision: Decision, reason: str | None) -> Decision:
 class _Context:
     """Per-run lookups shared by the decisions of one plan."""
 
-    def __init__(self, books: Books, snapshot: Snapshot, rules: Rules, now: datetime) -> None:
+    def __init__(
+        self, books: Books, snapshot: Snapshot, rules: Rules, now: datetime, groups: dict[InstrumentKey, str]
+    ) -> None:
         self.books = books
+        self.groups = groups  # orphaned option legs of one series, adopted as one position group
         self.snapshot = snapshot
         self.rules = rules
         self.now = now
@@ -249,6 +271,19 @@ class _Context:
         for fill in snapshot.fills:
             self.venue_fills.setdefault(fill.key, []).append(fill)
         self.venue_marks = {p.key: p.mark_price for p in snapshot.positions if p.mark_price is not None}
+
+    def multiplier(self, key: InstrumentKey, reported: Decimal | None = None) -> Decimal:
+        """The contract multiplier of ``key``: configured, else as the venue reports it (on the position, else
+        ``reported`` with a fill), else the default."""
+        venue = self.venue_positions.get(key)
+        return self.rules.multipliers.of(key, venue.multiplier if venue and venue.multiplier else reported)
+
+    def booked(self, fill: Fill, opening: bool) -> Fill:
+        """``fill`` as the books record it: with its instrument's multiplier, and its recovered group if it opens
+        an orphaned leg of a multi-leg structure."""
+        group = self.groups.get(fill.key) if opening else None
+        reported = fill.multiplier if fill.multiplier != 1 else None  # a venue fill may carry its contract's
+        return replace(fill, multiplier=self.multiplier(fill.key, reported), group=fill.group or group)
 
     def grace_ends(self, key: InstrumentKey | None) -> datetime | None:
         """When the grace window over the newest fill on ``key`` (any instrument when None) ends, if it has not:
@@ -271,10 +306,15 @@ class _Context:
             return None
         return Decision(found, strategy, Resolution.DEFERRED, IN_FLIGHT, decidable_at=ends)
 
-    def decide_position(self, found: PositionDiscrepancy) -> Decision:
+    def decide_position(self, found: PositionDiscrepancy, shared: SharedAccount | None = None) -> Decision | None:
         strategy = self.rules.policy.strategy_for(found.kind, found.severity)
+        whose = attribute(found.key, found.ledger_qty, shared) if shared is not None else None
+        if whose is not None and whose.owner is Owner.OTHER:
+            return None  # the one bot whose books hold it decides it in its own run
         if waiting := self.waiting_for_fills(found, strategy, found.key):
             return waiting
+        if shared is not None and whose is not None and whose.owner is Owner.UNATTRIBUTED:
+            return Decision(found, strategy, Resolution.WARNED, whose.describe(shared))
         if strategy is Strategy.SYNC_TO_BROKER:
             return self._sync_position_to_venue(found, strategy)
         if strategy is Strategy.SYNC_TO_LOCAL:
@@ -285,7 +325,8 @@ class _Context:
         delta = found.venue_qty - found.ledger_qty
         venue_fills = self._explaining_venue_fills(found.key, delta)
         if venue_fills:
-            effects: list[Effect] = [BookFill(f, from_venue=True) for f in venue_fills]
+            opening = found.ledger_qty == ZERO
+            effects: list[Effect] = [BookFill(self.booked(f, opening), from_venue=True) for f in venue_fills]
             action = f"recorded {len(venue_fills)} venue fill(s)"
         else:
             effects, action = self._synthetic_correction(found)
@@ -346,7 +387,7 @@ class _Context:
         reason: str | None,
         estimated: bool = True,
     ) -> Fill:
-        return Fill(
+        fill = Fill(
             fill_id=self.correction_id(found, purpose),
             key=found.key,
             side=side,
@@ -356,6 +397,7 @@ class _Context:
             reason=reason,
             estimated=estimated,
         )
+        return self.booked(fill, opening=purpose == "open" and found.ledger_qty == ZERO)
 
     def correction_id(self, found: PositionDiscrepancy, purpose: str) -> str:
         """A fill id fixed by the books' state on the instrument, the venue's quantity and the purpose."""
@@ -384,9 +426,11 @@ class _Context:
         action = f"planned {order.side} {plain(order.qty)}{' reduce-only' if reduce_only else ''} at the venue"
         return Decision(found, strategy, Resolution.PLANNED, action, (order,))
 
-    def decide_cash(self, found: CashFinding) -> Decision:
+    def decide_cash(self, found: CashFinding, shared: SharedAccount | None = None) -> Decision:
         assert found.severity is not None
         strategy = self.rules.policy.strategy_for(found.kind, found.severity)
+        if shared is not None:
+            return Decision(found, strategy, Resolution.WARNED, unattributed(shared, "cash is not told apart by bot"))
         if waiting := self.waiting_for_fills(found, strategy, None):
             return waiting
         if strategy is Strategy.SYNC_TO_BROKER:
@@ -402,8 +446,13 @@ class _Context:
             return Decision(found, strategy, Resolution.WARNED, "warned: orders cannot move cash")
         return _record_only(found, strategy)
 
-    def decide_order(self, found: OrderDiscrepancy) -> Decision:
+    def decide_order(self, found: OrderDiscrepancy, shared: SharedAccount | None = None) -> Decision:
         strategy = self.rules.policy.strategy_for(found.kind, found.severity)
+        if shared is not None and found.kind is Kind.ORDER_UNKNOWN_TO_LEDGER:
+            what = "an open order none of its bots' books know"
+            return Decision(found, strategy, Resolution.WARNED, unattributed(shared, what))
+        if found.kind is Kind.DUPLICATE_VENUE_ORDER_ID:
+            return _duplicate_reported(found, strategy)
         if waiting := self.waiting_for_fills(found, strategy, found.order.key):
             return waiting
         lookup = self.snapshot.order_lookups.get(order_name(found.order))
@@ -441,7 +490,8 @@ class _Context:
         if status.is_live and not lookup.fills:
             return Decision(found, strategy, Resolution.DEFERRED, f"deferred: the venue still has it {status}")
         fills: list[Effect] = [
-            BookFill(f, from_venue=True) for f in sorted(lookup.fills, key=lambda f: (f.time, f.fill_id))
+            BookFill(self.booked(f, opening=False), from_venue=True)
+            for f in sorted(lookup.fills, key=lambda f: (f.time, f.fill_id))
         ]
         effects = (*fills, SetOrderStatus(found.order, status))
         action = f"looked up: {status}" + (f", recorded {len(fills)} fill(s)" if fills else "")
@@ -451,6 +501,16 @@ class _Context:
         if found.kind is Kind.ORDER_STATUS_MISMATCH and found.venue is not None:
             return SetOrderStatus(found.order, found.venue.status), f"status set to {found.venue.status}"
         return AdoptOrder(found.order), "adopted the venue's order into the books"
+
+
+def _duplicate_reported(found: OrderDiscrepancy, strategy: Strategy) -> Decision:
+    """Book orders sharing one venue order id are reported, never settled, whatever the strategy: only a person can
+    tell which entry is the real one, and syncing either way would book (or send) the venue's order twice."""
+    names = ", ".join(order_name(o) for o in found.duplicates)
+    what = f"the books hold {len(found.duplicates)} live orders for venue order {found.order.venue_order_id} ({names})"
+    if strategy is Strategy.HALT_AND_ALERT:
+        return Decision(found, strategy, Resolution.HALTED, f"{what}; halted the account: fix the books by hand")
+    return Decision(found, strategy, Resolution.WARNED, f"{what}: nothing changed; fix the books by hand")
 
 
 def _record_only(found: Finding, strategy: Strategy) -> Decision:

@@ -18,6 +18,7 @@ from models import backfill as books_backfill
 from models.accounts import find_account
 from models.database import Database
 from models.run_records import begin_run, fail_run
+from models.sharing import fill_ids_held_by
 from reconciliation.backfill import EstimatedTrade, match_exits
 from reconciliation.errors import ReconError
 from reconciliation.plan import RunStatus
@@ -104,6 +105,8 @@ def _replace_estimates(
             return BackfillResult(run_id, RunStatus.FAILED.value, dry_run, len(candidates), error=message)
     with database.reading() as session:
         known = books_backfill.known_fill_ids(session, account_id, (f.fill_id for f in fills))
+        if config.shared_with:  # a fill another bot of the shared venue account holds is not this bot's exit
+            known |= fill_ids_held_by(session, config.shared_with, (f.fill_id for f in fills))
     match = match_exits(candidates, fills, known)
     with database.transaction() as session:
         applied = books_backfill.apply_backfill(session, account_id, run_id, match, clock(), dry_run)

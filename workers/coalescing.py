@@ -13,10 +13,13 @@ How (Redis, per account; the lock saves work, Postgres keeps the books right wha
                the venue (``seen``) and, once committed, sets ``served`` to it: a ticket ≤ ``served`` was served.
     pending    recon:<bot>:<account>:pending, SET NX EX: the first trigger in a window queues a task with its
                ticket, the others only increment; the run clears it before reading the venue.
-    lock       recon:<bot>:<account>:lock, token-owned, non-blocking, with a TTL longer than the hard time limit.
+    lock       recon:<bot>:<account>:lock (recon:venue:<name>:lock for a venue account shared by bots), token-owned,
+               non-blocking, with a TTL longer than the hard time limit.
                A task finding it held leaves the work to the holder, which sees ``requested`` above what it served
                when its run ends and runs once more (a task without a ticket, from beat or ``--queue``, first
                increments ``requested`` for itself). A task whose ticket is already served does not run at all.
+               A run of another bot holding a shared venue account's lock serves only its own account's
+               triggers, so a task finding it so is retried shortly instead (``AccountBusy``).
 
 After releasing the lock the holder looks once more, so a trigger arriving between its last look and the
 release is not stranded: it takes the lock again, or whoever took it serves the trigger.
@@ -25,6 +28,7 @@ release is not stranded: it takes the lock again, or whoever took it serves the 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +57,14 @@ MARK_SERVED = (
 def account_key(bot: str, account: str) -> str:
     """The Redis key prefix of one account."""
     return f"recon:{bot}:{account}"
+
+
+def lock_key(config: AccountConfig) -> str:
+    """The Redis lock one run at a time holds: the account's, or its shared venue account's (``venue_account``),
+    so that two bots' runs never act on one venue account at once."""
+    if config.venue_account:
+        return f"recon:venue:{config.venue_account}:lock"
+    return f"{account_key(config.bot, config.account)}:lock"
 
 
 class AccountBusy(RetryLater):
@@ -122,14 +134,23 @@ class AccountLock:
         self.redis = redis
         self.key = account_key(config.bot, config.account)
         self.label = config.label
-        self._lock = redis.lock(f"{self.key}:lock", timeout=settings.lock_ttl, blocking=False, thread_local=False)
+        self.shared = config.venue_account is not None
+        self._lock = redis.lock(lock_key(config), timeout=settings.lock_ttl, blocking=False, thread_local=False)
         self._start_reading = redis.register_script(START_READING)
         self._mark_served = redis.register_script(MARK_SERVED)
 
     def acquire(self) -> bool:
-        """Take the lock if it is free."""
+        """Take the lock if it is free. Its token names the account, so that the runs of a shared venue account
+        can tell whose run holds it (``held_by_another_account``)."""
         with redis_errors():
-            return bool(self._lock.acquire())
+            return bool(self._lock.acquire(token=f"{self.label} {uuid.uuid4().hex}"))
+
+    def held_by_another_account(self) -> bool:
+        """True when the lock (a shared venue account's) is held by a run of another bot's account: that run
+        serves only its own account's triggers, so this account's must be retried, not left to it."""
+        with redis_errors():
+            token = self.redis.get(self._lock.name)
+        return isinstance(token, bytes) and not token.decode().startswith(f"{self.label} ")
 
     def release(self) -> None:
         """Give the lock back; one that expired meanwhile is only logged (the fencing epoch protected the books)."""
@@ -186,6 +207,8 @@ def serve(
         if not lock.acquire():
             if dry_run:
                 raise AccountBusy(f"{lock.label} is being reconciled; trying again shortly")
+            if lock.shared and lock.held_by_another_account():
+                raise AccountBusy(f"{lock.label}: another bot's run holds the shared venue account; trying again")
             if ticket is None:  # a triggered request is counted already; any other one asks for a round of its own
                 ticket = lock.ask_holder_for_more()
             return Served(tuple(results), left_to_holder=not results, holder_ticket=ticket)

@@ -26,7 +26,7 @@ Unknown keys, venues, strategies and kinds are errors that name the file, the ta
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -34,11 +34,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
+from reconciliation.contracts import DEFAULT_MULTIPLIERS, Multipliers
 from reconciliation.errors import FixConfiguration
 from reconciliation.findings import Kind, Thresholds
 from reconciliation.names import NAME_PATTERN
 from reconciliation.policy import Policy, Rules, Strategy
-from venues.endpoints import Endpoint, alpaca_endpoint, bybit_endpoint
+from venues.endpoints import Endpoint, alpaca_endpoint, bybit_endpoint, ibkr_endpoint
+from workers.publisher_table import LayoutProblem, PublisherTable, key_patterns, layout_of
+from workers.redis_layout import OWN_LAYOUT, Layout
 from workers.settings import Settings
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
@@ -73,8 +76,14 @@ class DefaultsTable(_Tunables):
 
 
 class _AccountTable(_Tunables):
+    publisher: PublisherTable | None = None  # replaces the bot's [bots.B.publisher] for this account
     allow_live_orders: bool = False
     max_order_notional: Decimal | None = Field(default=None, gt=0)
+    venue_account: Name | None = None
+    # contract multiplier by "category" or "category:symbol" (e.g. option = 100, "future:ESZ6" = 50)
+    multipliers: dict[Annotated[str, Field(pattern=r"^[a-z_]{1,32}(:\S{1,64})?$")], Annotated[Decimal, Field(gt=0)]] = (
+        Field(default_factory=dict)
+    )
 
 
 class SimAccountTable(_AccountTable):
@@ -88,6 +97,9 @@ class _RealVenueTable(_AccountTable):
     api_secret_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     timeout_seconds: Decimal = Field(default=Decimal(10), gt=0, le=120)
     fill_lookback_days: StrictInt = Field(default=7, ge=1, le=730)
+    # the API key's request budget, shared by every worker (workers.rate_budget); None: the venue's default
+    requests_per_second: Decimal | None = Field(default=None, gt=0, le=1000)
+    burst: StrictInt | None = Field(default=None, ge=1, le=10000)
 
 
 class BybitAccountTable(_RealVenueTable):
@@ -103,11 +115,26 @@ class AlpacaAccountTable(_RealVenueTable):
     environment: Literal["paper", "live"] = "paper"
 
 
-VenueTable = SimAccountTable | BybitAccountTable | AlpacaAccountTable
+class IbkrAccountTable(_AccountTable):
+    """``venue = "ibkr"``: the API socket of TWS or IB Gateway. No keys: the gateway's own login authenticates."""
+
+    venue: Literal["ibkr"]
+    host: str = Field(default="127.0.0.1", pattern=r"^[A-Za-z0-9._:\[\]-]{1,253}$")
+    port: StrictInt = Field(default=4002, ge=1, le=65535)  # 7496/7497 TWS live/paper, 4001/4002 IB Gateway
+    client_id: StrictInt = Field(ge=0, le=2**31 - 1)  # one per concurrent connection to the gateway
+    account: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,32}$")  # needed when the login has several
+    environment: Literal["paper", "live"] = "paper"
+    timeout_seconds: Decimal = Field(default=Decimal(10), gt=0, le=120)
+    fill_lookback_days: StrictInt = Field(default=7, ge=1, le=730)
+    cash_currency: str = Field(default="USD", pattern=r"^[A-Z]{3,4}$")  # BASE: the account's base currency
+
+
+VenueTable = SimAccountTable | BybitAccountTable | AlpacaAccountTable | IbkrAccountTable
 AccountTable = Annotated[VenueTable, Field(discriminator="venue")]
 
 
 class BotTable(_Strict):
+    publisher: PublisherTable | None = None
     accounts: dict[Name, AccountTable] = Field(min_length=1)
 
 
@@ -116,7 +143,7 @@ class FleetDocument(_Strict):
     bots: dict[Name, BotTable] = Field(min_length=1)
 
 
-VENUES = frozenset({"sim", "bybit", "alpaca"})
+VENUES = frozenset({"sim", "bybit", "alpaca", "ibkr"})
 
 
 @dataclass(frozen=True)
@@ -130,6 +157,9 @@ class AccountConfig:
     interval_seconds: int
     state_file: Path | None = None
     venue_table: VenueTable | None = None
+    publisher: Layout | None = None  # the bot's own Redis layout, written besides ours (workers.publish)
+    venue_account: str | None = None
+    shared_with: tuple[tuple[str, str], ...] = ()
 
     @property
     def label(self) -> str:
@@ -155,6 +185,8 @@ def endpoint_of(table: VenueTable | None) -> Endpoint | None:
         return bybit_endpoint(table.environment, table.base_url)
     if isinstance(table, AlpacaAccountTable):
         return alpaca_endpoint(table.environment, table.base_url)
+    if isinstance(table, IbkrAccountTable):
+        return ibkr_endpoint(table.environment, table.host, table.port)
     return None
 
 
@@ -198,7 +230,44 @@ def load_fleet(path: Path) -> Fleet:
         for bot, bot_table in fleet.bots.items()
         for name, table in bot_table.accounts.items()
     )
-    return Fleet(path=path, accounts=accounts)
+    accounts = _with_publishers(accounts, fleet, path)
+    return Fleet(path=path, accounts=_shared(accounts, path))
+
+
+def _shared(accounts: tuple[AccountConfig, ...], path: Path) -> tuple[AccountConfig, ...]:
+    """Each account of a shared venue account told which others share it; the members must name one venue the
+    same way (venue, state file or endpoint and credentials), or the file is refused."""
+    members: dict[str, list[AccountConfig]] = {}
+    for config in accounts:
+        if config.venue_account:
+            members.setdefault(config.venue_account, []).append(config)
+    for name, group in members.items():
+        identities = {_venue_identity(c) for c in group}
+        if len(identities) > 1:
+            labels = ", ".join(c.label for c in group)
+            raise FixConfiguration(
+                f"fleet file {path}: venue_account {name!r} is named by {labels}, which do not point at the same "
+                "venue (venue, state_file, environment, base_url and credentials must agree)"
+            )
+    return tuple(
+        replace(c, shared_with=tuple((o.bot, o.account) for o in members[c.venue_account] if o is not c))
+        if c.venue_account
+        else c
+        for c in accounts
+    )
+
+
+def _venue_identity(config: AccountConfig) -> tuple[object, ...]:
+    """What makes two tables the same venue account: the venue, and its state file or connection and keys."""
+    table = config.venue_table
+    if config.state_file is not None:
+        return (config.venue, str(config.state_file))
+    connection = {
+        key: value
+        for key, value in (table.model_dump() if table else {}).items()
+        if key in ("environment", "base_url", "api_key_env", "host", "port", "account")
+    }
+    return (config.venue, tuple(sorted(connection.items())))
 
 
 def _describe(error: ValidationError) -> str:
@@ -271,6 +340,7 @@ def _resolve(bot: str, name: str, table: VenueTable, defaults: DefaultsTable, pa
         thresholds=thresholds,
         cash_tolerance_pct=pick("cash_tolerance_pct", Rules().cash_tolerance_pct),
         grace_seconds=pick("grace_seconds", Rules().grace_seconds),
+        multipliers=multipliers_of(table),
     )
     return AccountConfig(
         bot=bot,
@@ -280,7 +350,24 @@ def _resolve(bot: str, name: str, table: VenueTable, defaults: DefaultsTable, pa
         interval_seconds=pick("interval_seconds", 300),
         state_file=(path.parent / table.state_file).resolve() if isinstance(table, SimAccountTable) else None,
         venue_table=table,
+        venue_account=table.venue_account,
     )
+
+
+#: Multipliers by category a venue implies where its positions do not say: an option at IBKR or Alpaca is on 100
+#: shares (IBKR reports each contract's own multiplier, which is used when given).
+VENUE_MULTIPLIERS: dict[str, dict[str, Decimal]] = {
+    "alpaca": {"us_option": Decimal(100)},
+    "ibkr": {"option": Decimal(100), "us_option": Decimal(100)},
+}
+
+
+def multipliers_of(table: VenueTable) -> Multipliers:
+    """The account's contract multipliers: its ``multipliers`` table over its venue's defaults."""
+    by_symbol = {(k.partition(":")[0], k.partition(":")[2]): v for k, v in table.multipliers.items() if ":" in k}
+    by_category = {k: v for k, v in table.multipliers.items() if ":" not in k}
+    defaults = {**DEFAULT_MULTIPLIERS, **VENUE_MULTIPLIERS.get(table.venue, {})}
+    return Multipliers(by_symbol=by_symbol, by_category=by_category, defaults=defaults)
 
 
 def _first(*values: Any) -> Any:
@@ -304,3 +391,34 @@ def fleet_of(settings: Settings) -> Fleet | None:
 @lru_cache(maxsize=8)
 def _parsed_fleet(path: str, modified_ns: int, size: int) -> Fleet:
     return load_fleet(Path(path))
+
+
+def _with_publishers(
+    accounts: tuple[AccountConfig, ...], fleet: FleetDocument, path: Path
+) -> tuple[AccountConfig, ...]:
+    """Each account with its publisher layout (its own table, else its bot's); two accounts writing the same
+    key pattern would overwrite each other's positions, so that is refused."""
+    owners: dict[str, str] = {}
+    resolved = []
+    for config in accounts:
+        bot_table = fleet.bots[config.bot]
+        own = bot_table.accounts[config.account].publisher
+        table = own if own is not None else bot_table.publisher
+        where = f"bots.{config.bot}" + (f".accounts.{config.account}" if own is not None else "") + ".publisher"
+        layout = None
+        if table is not None:
+            try:
+                layout = layout_of(table)
+            except LayoutProblem as problem:
+                raise FixConfiguration(
+                    f"fleet file {path}: table [{where}{problem.table}]: key {problem.key!r}: {problem.message}"
+                ) from None
+        for pattern in key_patterns(layout or OWN_LAYOUT, config.bot, config.account):
+            if pattern in owners:
+                raise FixConfiguration(
+                    f"fleet file {path}: table [{where}]: {owners[pattern]} and {config.label} would both write "
+                    f"{pattern!r}: put {{account}} in the key, or give each account its own publisher table"
+                )
+            owners[pattern] = config.label
+        resolved.append(replace(config, publisher=layout) if layout is not None else config)
+    return tuple(resolved)

@@ -2,7 +2,8 @@
 
     record the run (take the account: fencing epoch)          one transaction: the run row, the pending orders
     -> open the venue, fetch the snapshot, look up every pending order it no longer shows (complete or raise)
-    -> lock the account, check the epoch, read the books      one transaction, from here to the commit:
+    -> lock the account, check the epoch, read the books      one transaction, from here to the commit
+       (a venue account shared by bots: first its lock, and what the other bots' books hold)
     -> compare and plan (pure) -> screen orders (pure)
     -> write books, findings, breaks, alerts, actions, the run's outcome
 
@@ -25,6 +26,7 @@ from models.run_records import RunStart, fail_run, start_run
 from reconciliation.errors import FixConfiguration, ReconError, RetryLater, StaleRun
 from reconciliation.orders import Guard, ScreenedOrder, reference_prices, screen_orders
 from reconciliation.plan import RunStatus, compare, plan
+from reconciliation.sharing import own_share
 from reconciliation.summary import summarize
 from reconciliation.values import Order, Snapshot
 from venues.base import Venue, resolve_missing_orders
@@ -118,6 +120,12 @@ def _decide_and_write(
     what was written, and when a deferred finding becomes decidable."""
     with run_transaction(database, start.account_id) as transaction:
         venue_fill_ids = [f.fill_id for f in snapshot.fills]
+        shared = None
+        if config.venue_account:
+            shared = transaction.shared_account(
+                config.venue_account, (config.bot, config.account), config.shared_with, venue_fill_ids
+            )
+            snapshot = own_share(snapshot, shared)
         books = transaction.books(
             run_id=start.run_id,
             epoch=start.epoch,
@@ -128,11 +136,12 @@ def _decide_and_write(
         differences = compare(books, snapshot, config.rules)
         if differences.differs:  # only a difference needs the fill history (fills in flight, correction ids)
             books = transaction.with_fill_history(books)
-        intended = plan(books, snapshot, config.rules, now, differences)
+        intended = plan(books, snapshot, config.rules, now, differences, shared)
         screened: tuple[ScreenedOrder, ...] = ()
         if intended.venue_orders():
             halted = books.halted or intended.halt_reason is not None
-            screened = screen_orders(intended, guard_of(config, halted=halted), reference_prices(snapshot, books))
+            prices = reference_prices(snapshot, books, config.rules.multipliers)
+            screened = screen_orders(intended, guard_of(config, halted=halted), prices)
         written = transaction.write(
             run_id=start.run_id,
             plan=intended,
@@ -140,7 +149,7 @@ def _decide_and_write(
             now=now,
             dry_run=dry_run,
             snapshot_as_of=snapshot.as_of,
-            summary=summarize(books, snapshot, intended),
+            summary=summarize(books, snapshot, intended, config.rules.multipliers),
         )
     return written, intended.recheck_at
 

@@ -19,7 +19,8 @@ from redis import Redis
 from models import alerts
 from models.database import Database
 from models.run_records import fail_if_running, runs_running_since
-from workers.coalescing import account_key, redis_errors
+from workers.coalescing import account_key, lock_key, redis_errors
+from workers.fleet import Fleet, fleet_of
 from workers.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,9 @@ def fail_lost_runs(database: Database, redis: Redis, settings: Settings, now: da
     cutoff = now - timedelta(seconds=settings.task_time_limit)
     with database.reading() as session:
         running = runs_running_since(session, cutoff)
+    fleet = fleet_of(settings)
     with redis_errors():
-        orphaned = [r for r in running if not redis.exists(f"{account_key(r.bot, r.account)}:lock")]
+        orphaned = [r for r in running if not redis.exists(_lock_of(r.bot, r.account, fleet))]
     lost: list[LostRun] = []
     for run in orphaned:
         with database.transaction() as session:
@@ -56,3 +58,9 @@ def fail_lost_runs(database: Database, redis: Redis, settings: Settings, now: da
         log.warning("run lost its worker", extra={"bot": run.bot, "account": run.account, "run_id": run.run_id})
         lost.append(LostRun(run.run_id, run.bot, run.account, run.reason, run.dry_run))
     return lost
+
+
+def _lock_of(bot: str, account: str, fleet: Fleet | None) -> str:
+    """The lock a run of (bot, account) holds: its shared venue account's when the fleet file names one."""
+    config = next((c for c in fleet.accounts if (c.bot, c.account) == (bot, account)), None) if fleet else None
+    return lock_key(config) if config else f"{account_key(bot, account)}:lock"
