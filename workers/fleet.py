@@ -398,7 +398,7 @@ def _with_publishers(
 ) -> tuple[AccountConfig, ...]:
     """Each account with its publisher layout (its own table, else its bot's); two accounts writing the same
     key pattern would overwrite each other's positions, so that is refused."""
-    owners: dict[str, str] = {}
+    owners: dict[tuple[int | None, str], str] = {}
     resolved = []
     for config in accounts:
         bot_table = fleet.bots[config.bot]
@@ -414,11 +414,12 @@ def _with_publishers(
                     f"fleet file {path}: table [{where}{problem.table}]: key {problem.key!r}: {problem.message}"
                 ) from None
         for pattern in key_patterns(layout or OWN_LAYOUT, config.bot, config.account):
-            if pattern in owners:
+            place = ((layout or OWN_LAYOUT).db, pattern)
+            if place in owners:
                 raise FixConfiguration(
-                    f"fleet file {path}: table [{where}]: {owners[pattern]} and {config.label} would both write "
+                    f"fleet file {path}: table [{where}]: {owners[place]} and {config.label} would both write "
                     f"{pattern!r}: put {{account}} in the key, or give each account its own publisher table"
                 )
-            owners[pattern] = config.label
+            owners[place] = config.label
         resolved.append(replace(config, publisher=layout) if layout is not None else config)
     return tuple(resolved)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from redis import Redis
 from redis.client import Pipeline
@@ -41,7 +42,19 @@ def publish(
     redis: Redis, result: RunResult, settings: Settings, publisher: Layout | None = None, now: datetime | None = None
 ) -> None:
     """Write the run's positions to the bots' cache (ours, and the bot's own layout when ``publisher`` is given)
-    and append its event, in one Redis transaction."""
+    and append its event, in one Redis transaction; a publisher naming another database of the same Redis gets a
+    transaction of its own there, after ours."""
+    elsewhere = publisher is not None and publisher.db is not None and publisher.db != _database(redis)
+    _write(redis, result, settings, None if elsewhere else publisher, now, ours=True)
+    if elsewhere and publisher is not None and publisher.db is not None:
+        _write(_on_database(redis, publisher.db), result, settings, publisher, now, ours=False)
+
+
+def _write(
+    redis: Redis, result: RunResult, settings: Settings, publisher: Layout | None, now: datetime | None, *, ours: bool
+) -> None:
+    """One MULTI/EXEC: our own layout, the run's ``last_run`` and its event (``ours``), and ``publisher``'s layout
+    with its index, watched so that two writers never interleave."""
     key = account_key(result.bot, result.account)
     index = f"{key}:published"
     tracked = publisher is not None and publisher.tracks
@@ -53,22 +66,36 @@ def publish(
                     pipe.watch(index)  # type: ignore[no-untyped-call]
                     published = _members(pipe.smembers(index))  # type: ignore[arg-type]
                     pipe.multi()
-                _queue(pipe, _planned(OWN_LAYOUT, result, frozenset(), now).writes)
+                if ours:
+                    _queue(pipe, _planned(OWN_LAYOUT, result, frozenset(), now).writes)
                 if publisher is not None:
                     _queue_publisher(pipe, publisher, result, published, index, now)
-                pipe.set(f"{key}:last_run", json.dumps({"run_id": result.run_id, "status": result.status.value}))
-                pipe.xadd(
-                    EVENTS,
-                    {"bot": result.bot, "account": result.account, "run_id": str(result.run_id),
-                     "status": result.status.value},
-                    maxlen=settings.events_maxlen,
-                    approximate=True,
-                )  # fmt: skip
+                if ours:
+                    pipe.set(f"{key}:last_run", json.dumps({"run_id": result.run_id, "status": result.status.value}))
+                    pipe.xadd(
+                        EVENTS,
+                        {"bot": result.bot, "account": result.account, "run_id": str(result.run_id),
+                         "status": result.status.value},
+                        maxlen=settings.events_maxlen,
+                        approximate=True,
+                    )  # fmt: skip
                 pipe.execute()
                 return
             except WatchError:
                 pipe.reset()
         raise CoordinationUnavailable(f"{result.bot}/{result.account}: the published index kept changing")
+
+
+def _database(redis: Redis) -> int:
+    """The database number ``redis`` talks to."""
+    return int(redis.connection_pool.connection_kwargs.get("db", 0))
+
+
+@lru_cache(maxsize=32)
+def _on_database(redis: Redis, db: int) -> Redis:
+    """The same Redis server as ``redis``, database ``db`` (one client per pair, reused across runs)."""
+    return Redis(connection_pool=redis.connection_pool.__class__(**{**redis.connection_pool.connection_kwargs,
+                                                                    "db": db}))  # fmt: skip
 
 
 def _queue_publisher(

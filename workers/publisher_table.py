@@ -2,6 +2,7 @@
 
     [bots.lxalgo.publisher]                      # or [bots.lxalgo.accounts.live.publisher] (replaces the bot's)
     closed = "flat"                              # "delete" (default) or "flat": size 0, the flat side, price 0
+    db = 1                                       # the bot's Redis database (default: RECON_REDIS_URL's)
     sides = { long = "Buy", short = "Sell", flat = "None" }
     [bots.lxalgo.publisher.keys.size]            # one table per key pattern, named as you like
     key = "position:lxalgo_001:{symbol}"
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from reconciliation.names import NAME_PATTERN
 from workers.redis_layout import (
@@ -62,6 +63,7 @@ class PublisherTable(_Strict):
     keys: dict[Annotated[str, Field(pattern=NAME_PATTERN)], KeyTable] = Field(min_length=1)
     closed: Literal["delete", "flat"] = "delete"
     sides: SidesTable = Field(default_factory=SidesTable)
+    db: StrictInt | None = Field(default=None, ge=0, le=1023)  # the bot's Redis database (seed 004: redis_db=1)
 
 
 class LayoutProblem(ValueError):
@@ -83,7 +85,7 @@ def layout_of(table: PublisherTable) -> Layout:
         if spec.key in seen:
             raise LayoutProblem(f".keys.{name}", "key", f"the same pattern as [keys.{seen[spec.key]}]")
         seen[spec.key] = name
-    return Layout(specs, closed=table.closed, sides=Sides(sides.long, sides.short, sides.flat))
+    return Layout(specs, closed=table.closed, sides=Sides(sides.long, sides.short, sides.flat), db=table.db)
 
 
 def _spec(where: str, table: KeyTable) -> KeySpec:

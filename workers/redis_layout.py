@@ -80,6 +80,7 @@ class Layout:
     keys: tuple[KeySpec, ...]
     closed: Literal["delete", "flat"] = "delete"
     sides: Sides = field(default_factory=Sides)
+    db: int | None = None  # the Redis database the bot reads; None: the one of RECON_REDIS_URL
 
     @property
     def tracks(self) -> bool:

@@ -310,3 +310,38 @@ def test_the_seed_layout_documented_in_the_configuration_guide_is_the_one_tested
     tested.write_text(PAPER + SEED_PUBLISHER.format(closed="flat"))
 
     assert load_fleet(path).accounts[0].publisher == load_fleet(tested).accounts[0].publisher is not None
+
+
+@pytest.fixture
+def bots_database(redis: Redis) -> Iterator[Redis]:
+    """Another database of the test Redis, as seed 004's bot reads (``redis_db=1``): the one below the test's own,
+    emptied of the seed's keys before and after."""
+    own = int(redis.connection_pool.connection_kwargs.get("db", 0))
+    other = Redis(connection_pool=redis.connection_pool.__class__(**{**redis.connection_pool.connection_kwargs,
+                                                                     "db": (own - 1) % 16}))  # fmt: skip
+
+    def clear() -> None:
+        for key in [*cast(list[bytes], other.keys("position:lxalgo_001:*")), b"recon:lxalgo:paper:published"]:
+            other.delete(key)
+
+    clear()
+    yield other
+    clear()
+
+
+def test_a_publisher_naming_the_bots_database_writes_its_layout_there_and_ours_where_it_was(
+    make_bot: Callable[[str], Bot], bots_database: Redis
+) -> None:
+    db = int(bots_database.connection_pool.connection_kwargs["db"])
+    bot = make_bot(SEED_PUBLISHER.format(closed="flat").replace('closed = "flat"', f'closed = "flat"\ndb = {db}'))
+    bot.venue_holds(SOL)
+
+    assert bot.run() == "resolved"
+
+    assert set(restore(bots_database, "lxalgo_001", ["BTCUSDT", "SOLUSDT"])) == {"BTCUSDT", "SOLUSDT"}
+    assert restore(bot.redis, "lxalgo_001", ["BTCUSDT", "SOLUSDT"]) == {}
+    assert bot.redis.hexists("recon:lxalgo:paper:positions", "linear:SOLUSDT:0")
+    bot.venue_holds()  # BTC only: SOL closed while the bot was down
+    assert bot.run() == "resolved"
+    assert set(restore(bots_database, "lxalgo_001", ["BTCUSDT", "SOLUSDT"])) == {"BTCUSDT"}
+    assert bots_database.get("position:lxalgo_001:SOLUSDT") == b"0"
