@@ -6,20 +6,20 @@ insert does nothing and the call says so.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, text, update
+from sqlalchemy import ARRAY, ColumnElement, String, Table, any_, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from models import books as tables
 from models.accounts import lock_account
 from models.database import insert_ignoring_duplicates
 from models.lots import OpenLots, load_group_ids, load_open_lots
-from reconciliation.fifo import FifoOutcome, apply_fill
+from reconciliation.fifo import FifoOutcome, apply_fill, with_remaining
 from reconciliation.values import (
     ZERO,
     Fill,
@@ -212,7 +212,7 @@ def _collect(changes: _Changes, before: tuple[Lot, ...], outcome: FifoOutcome, f
         if kept is lot or (kept is not None and kept == lot):  # FIFO keeps an untouched lot as the same object
             continue
         target = changes.new_lots if lot.entry_fill_id in changes.new_lots else changes.lot_updates
-        target[lot.entry_fill_id] = after.get(lot.entry_fill_id, replace(lot, remaining=ZERO))
+        target[lot.entry_fill_id] = kept if kept is not None else with_remaining(lot, ZERO)
         if lot.entry_fill_id not in after:
             changes.closed[lot.entry_fill_id] = last_trade[lot.entry_fill_id]
     if outcome.opened is not None:
@@ -363,6 +363,19 @@ def differences_from_recorded(
 
 
 LOOKUP_CHUNK = 1000  # fill ids per query: well inside SQLite's and psycopg's limits on bound parameters
+#: On Postgres the ids go as one array parameter (``fill_id = ANY(:ids)``): a statement with a thousand
+#: placeholders costs psycopg more to prepare in Python than Postgres takes to answer it.
+ARRAY_CHUNK = 20_000
+
+
+def fill_id_chunks(session: Session, ids: Sequence[str]) -> Iterator[ColumnElement[bool]]:
+    """Conditions on ``fills.fill_id`` that together cover ``ids``, as few as the database takes well."""
+    if session.get_bind().dialect.name == "postgresql":
+        for start in range(0, len(ids), ARRAY_CHUNK):
+            yield FILLS.c.fill_id == any_(bindparam(None, list(ids[start : start + ARRAY_CHUNK]), type_=ARRAY(String)))
+        return
+    for start in range(0, len(ids), LOOKUP_CHUNK):
+        yield FILLS.c.fill_id.in_(ids[start : start + LOOKUP_CHUNK])
 
 
 def recorded_differences(session: Session, account_id: int, fills: Sequence[Fill]) -> dict[str, tuple[str, ...]]:
@@ -372,12 +385,8 @@ def recorded_differences(session: Session, account_id: int, fills: Sequence[Fill
     by_id = {fill.fill_id: fill for fill in fills}
     ids = sorted(by_id)
     found: dict[str, tuple[str, ...]] = {}
-    for start in range(0, len(ids), LOOKUP_CHUNK):
-        rows = session.execute(
-            select(FILLS).where(
-                FILLS.c.account_id == account_id, FILLS.c.fill_id.in_(ids[start : start + LOOKUP_CHUNK])
-            )
-        )
+    for chunk in fill_id_chunks(session, ids):
+        rows = session.execute(select(FILLS).where(FILLS.c.account_id == account_id, chunk))
         for row in rows:
             found[row.fill_id] = _differences(by_id[row.fill_id], row, with_fee=True, with_time=True)
     return found

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields, replace
 from decimal import Decimal
 
 import pytest
 from recon_builders import BTC, ETH, at, buy, d, sell
 
-from reconciliation.fifo import apply_fill, position_of, replay
+from reconciliation.fifo import apply_fill, position_of, replay, with_remaining
 from reconciliation.values import Fill, FillKind, Lot, LotSide, PositionStatus, Source, Trade
 
 CENT = Decimal("0.01")
@@ -310,3 +311,22 @@ def test_position_of_a_short_is_negative_with_its_weighted_average_entry() -> No
     assert position.qty == d(-4)
     assert position.avg_entry == d(175)
     assert position.lots == lots
+
+
+def test_a_lot_with_less_remaining_keeps_every_other_field() -> None:
+    lot = Lot("e1", BTC, LotSide.SHORT, d("5"), d("4"), d("101.5"), at(3), d("0.7"), Source.IMPORT, "g1", d(100))
+
+    assert with_remaining(lot, d("1.5")) == replace(lot, remaining=d("1.5"))
+    assert {f.name for f in fields(Lot)} == {
+        "entry_fill_id",
+        "key",
+        "side",
+        "quantity",
+        "remaining",
+        "entry_price",
+        "entry_time",
+        "commission",
+        "source",
+        "group",
+        "multiplier",
+    }  # a new field must be carried by with_remaining too
