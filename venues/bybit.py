@@ -12,6 +12,7 @@ the order history; inverse contracts are listed per the settle coins of Bybit's 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -38,7 +39,7 @@ from reconciliation.values import (
     plain,
 )
 from venues import bybit_errors, bybit_rows, http, parsing
-from venues.budget import UNLIMITED, RequestBudget
+from venues.budget import UNLIMITED, RequestBudget, key_identity
 from venues.credentials import Credentials, Secret
 from venues.endpoints import BYBIT_URLS, Endpoint, bybit_endpoint
 from venues.redaction import Redactor
@@ -139,8 +140,9 @@ class BybitVenue:
         self._session.logger = self._redactor.logger(self._session.logger)  # it logs error bodies at DEBUG
         http.refuse_redirects(self._session.client, "bybit")
         #: orderId -> positionIdx of every order seen: executions do not say which hedge-mode leg they filled, their
-        #: orders do, and an order never moves to another leg.
-        self._legs: dict[str, int] = {}
+        #: orders do, and an order never moves to another leg; so it is kept for the process, per URL and key, and
+        #: each run looks up only the orders it has not seen (a week of executions is re-read every run).
+        self._legs = _LEGS.setdefault((settings.url, key_identity("bybit", settings.credentials)), _Legs())
 
     def describe(self) -> str:
         """Environment and URL."""
@@ -408,6 +410,21 @@ def settle_currency(category: str, scope: dict[str, str]) -> str | None:
     if category == "linear":
         return scope.get("settleCoin")
     return "USDC" if category == "option" else None
+
+
+class _Legs(dict[str, int]):
+    """The legs of orders seen with one key: at most ``MAX_KNOWN_LEGS``, the oldest forgotten first."""
+
+    def __setitem__(self, order_id: str, leg: int) -> None:
+        with _LEGS_GUARD:
+            super().__setitem__(order_id, leg)
+            while len(self) > MAX_KNOWN_LEGS:
+                del self[next(iter(self))]
+
+
+MAX_KNOWN_LEGS = 200_000
+_LEGS: dict[tuple[str, str], _Legs] = {}
+_LEGS_GUARD = threading.Lock()
 
 
 def _windows(start: datetime, end: datetime) -> Iterator[dict[str, int]]:
