@@ -48,6 +48,7 @@ from reconciliation.values import (
     VenuePosition,
 )
 from venues import ibkr_rows, parsing
+from venues.budget import UNLIMITED, RequestBudget
 from venues.endpoints import Endpoint, ibkr_endpoint
 from venues.ibkr_errors import IbError, translated
 from venues.ibkr_session import Session, Target, connected, run_private
@@ -59,6 +60,9 @@ CANCELLED_CONFIRMATION = 202
 DONE = ("Cancelled", "ApiCancelled", "Filled", "Inactive")
 #: Waits of ``timeout_seconds`` one call may take at most (connecting 3, then up to 5 requests and an acknowledgement).
 MAX_STEPS = 10
+#: Messages one call sends the gateway at most (the API session's start and sync, then its requests): what it takes
+#: from the shared request budget before it connects.
+MESSAGES_PER_CALL = 10
 
 
 @dataclass(frozen=True)
@@ -99,9 +103,10 @@ class IbkrVenue:
 
     name = "ibkr"
 
-    def __init__(self, settings: IbkrSettings) -> None:
+    def __init__(self, settings: IbkrSettings, budget: RequestBudget | None = None) -> None:
         settings.endpoint  # noqa: B018 - a label contradicting the port is refused before anything connects
         self.settings = settings
+        self._budget = budget or UNLIMITED
 
     def describe(self) -> str:
         """Environment, gateway address, client id and account."""
@@ -142,6 +147,8 @@ class IbkrVenue:
             async with connected(self.settings.target, where) as session:
                 return await work(session)
 
+        for _ in range(MESSAGES_PER_CALL):  # the gateway's message budget, shared by every client, before connecting
+            self._budget.take()
         lock = _client_lock(self.settings)
         # another call on this client id holds the gateway's one slot for it: wait as long as that call may take
         if not lock.acquire(timeout=self.settings.timeout_seconds * MAX_STEPS):

@@ -10,7 +10,7 @@ from reconciliation.errors import FixConfiguration
 from venues.base import Venue
 from venues.credentials import credentials_from
 from workers.fleet import AccountConfig, AlpacaAccountTable, BybitAccountTable, IbkrAccountTable
-from workers.rate_budget import configured_redis, shared_budget
+from workers.rate_budget import configured_redis, gateway_budget, shared_budget
 
 
 def open_venue(config: AccountConfig, environ: Mapping[str, str] | None = None) -> Venue:
@@ -66,6 +66,7 @@ def open_venue(config: AccountConfig, environ: Mapping[str, str] | None = None) 
                 timeout_seconds=float(table.timeout_seconds),
                 fill_lookback=timedelta(days=table.fill_lookback_days),
                 cash_currency=table.cash_currency,
-            )
+            ),
+            budget=gateway_budget(configured_redis(), table.host, table.port, table.requests_per_second, table.burst),
         )
     raise FixConfiguration(f"{config.label}: venue {config.venue!r} cannot be opened")

@@ -127,6 +127,8 @@ class IbkrAccountTable(_AccountTable):
     timeout_seconds: Decimal = Field(default=Decimal(10), gt=0, le=120)
     fill_lookback_days: StrictInt = Field(default=7, ge=1, le=730)
     cash_currency: str = Field(default="USD", pattern=r"^[A-Z]{3,4}$")  # BASE: the account's base currency
+    requests_per_second: Decimal | None = Field(default=None, gt=0, le=1000)  # the gateway's message budget
+    burst: StrictInt | None = Field(default=None, ge=1, le=10000)
 
 
 VenueTable = SimAccountTable | BybitAccountTable | AlpacaAccountTable | IbkrAccountTable

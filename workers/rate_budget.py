@@ -20,12 +20,17 @@ Default sizes, per key, below each venue's documented limit:
   reads are 10-50/s), https://bybit-exchange.github.io/docs/v5/rate-limit.
 - Alpaca: 3 a second, burst 20, so at most 200 in any minute: the trading API allows 200 requests a minute per
   account (https://docs.alpaca.markets/docs/api-rate-limits).
+- IBKR: 25 messages a second, burst 25, per gateway (host and port), so at most 50 in any second: TWS and IB
+  Gateway accept at most 50 messages a second from all API clients together, and pace or disconnect beyond.
+  An IBKR call takes ``venues.ibkr.MESSAGES_PER_CALL`` tokens before it connects (ib_async also paces each
+  connection itself).
 
 A venue table of the fleet file may set ``requests_per_second`` and ``burst`` (e.g. for a Bybit VIP UID).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -61,6 +66,7 @@ class Rate:
 DEFAULT_RATES = {
     "bybit": Rate(Decimal(5), 5),
     "alpaca": Rate(Decimal(3), 20),
+    "ibkr": Rate(Decimal(25), 25),
 }
 
 # KEYS[1] the bucket; ARGV rate (tokens a second), burst, max wait (ms). Returns the wait in ms (the token is
@@ -142,6 +148,12 @@ def budget_key(venue: str, credentials: Credentials) -> str:
     return f"{KEY_PREFIX}:{venue}:{key_identity(venue, credentials)}"
 
 
+def gateway_key(host: str, port: int) -> str:
+    """The Redis key of an IBKR gateway's bucket: every client of one TWS or IB Gateway shares its message limit."""
+    digest = hashlib.sha256(f"ibkr\0{host.lower()}:{port}".encode()).hexdigest()[:32]
+    return f"{KEY_PREFIX}:ibkr:{digest}"
+
+
 def rate_of(venue: str, per_second: Decimal | None, burst: int | None) -> Rate:
     """The venue's default rate with the fleet table's ``requests_per_second`` and ``burst`` over it."""
     default = DEFAULT_RATES[venue]
@@ -155,6 +167,15 @@ def shared_budget(
     if redis is None:
         return None
     return RedisRequestBudget(redis, budget_key(venue, credentials), rate_of(venue, per_second, burst))
+
+
+def gateway_budget(
+    redis: Redis | None, host: str, port: int, per_second: Decimal | None, burst: int | None
+) -> RequestBudget | None:
+    """The bucket of the IBKR gateway at ``host:port`` in ``redis``; None without Redis."""
+    if redis is None:
+        return None
+    return RedisRequestBudget(redis, gateway_key(host, port), rate_of("ibkr", per_second, burst))
 
 
 def configured_redis() -> Redis | None:

@@ -16,13 +16,15 @@ from redis import Redis
 from reconciliation.errors import CoordinationUnavailable, FixConfiguration, RateLimited
 from tests.conftest import REDIS_URL
 from tests.venues.fake_exchange import FakeExchange
+from tests.venues.fake_tws import FakeTws
 from venues.alpaca import AlpacaSettings, AlpacaVenue
 from venues.budget import UNLIMITED, RequestBudget
 from venues.bybit import BybitSettings, BybitVenue
 from venues.credentials import Credentials, Secret
+from venues.ibkr import IbkrSettings, IbkrVenue
 from workers.connect import open_venue
 from workers.fleet import load_fleet
-from workers.rate_budget import DEFAULT_RATES, Rate, RedisRequestBudget, budget_key, rate_of
+from workers.rate_budget import DEFAULT_RATES, Rate, RedisRequestBudget, budget_key, gateway_key, rate_of
 
 BYBIT_KEY, BYBIT_SECRET = "budget-bybit-key", "budget-bybit-secret"
 ALPACA_KEY, ALPACA_SECRET = "budget-alpaca-key", "budget-alpaca-secret"
@@ -219,3 +221,18 @@ def test_the_fleet_file_refuses_a_budget_that_cannot_let_a_request_through(
         FixConfiguration, match=r"table \[bots\.lxalgo\.accounts\.live\]: key '(requests_per_second|burst)'"
     ):
         load_fleet(write_fleet(tmp_path, exchange, extra))
+
+
+def test_an_ibkr_call_takes_its_messages_from_the_gateways_budget_before_it_connects(redis: Redis) -> None:
+    with FakeTws() as tws:
+        tws.set_cash("USD", "1000")
+        budget = RedisRequestBudget(redis, gateway_key("127.0.0.1", tws.port), Rate(Decimal("0.1"), 15), max_wait=1)
+        venue = IbkrVenue(IbkrSettings(client_id=7, port=tws.port, timeout_seconds=5), budget=budget)
+        venue.fetch_snapshot(datetime.now(UTC))  # 10 of the 15 tokens
+
+        with pytest.raises(RateLimited):
+            venue.fetch_snapshot(datetime.now(UTC))  # 5 left, the next one 10 s away: refused before connecting
+
+        assert tws.connections == 1
+    assert gateway_key("127.0.0.1", 4002) == gateway_key("127.0.0.1", 4002) != gateway_key("127.0.0.1", 4001)
+    assert ceiling(rate_of("ibkr", None, None), 1.0) <= 50  # IB: 50 messages a second from all API clients together
