@@ -78,11 +78,18 @@ def _cash_row(cash: dict[str, Any]) -> dict[str, Any]:
 
 def _order_row(o: dict[str, Any]) -> dict[str, Any]:
     return {
-        "section": "order", "subject": f"order:{o['client_order_id'] or o['venue_order_id']}",
+        "section": "order", "subject": _order_subject(o),
         "category": o["category"], "symbol": o["symbol"], "leg": o["leg"], "kind": o["kind"],
         "severity": o["severity"], "ledger": o["ledger_status"], "venue": o["venue_status"],
         "strategy": o["strategy"], "outcome": o["outcome"], "detail": o["action"],
     }  # fmt: skip
+
+
+def _order_subject(o: dict[str, Any]) -> str:
+    """The finding's subject as the books' breaks name it: book orders sharing one venue order id are named by it."""
+    if o["kind"] == "duplicate_venue_order_id":
+        return f"order:venue:{o['venue_order_id']}"
+    return f"order:{o['client_order_id'] or o['venue_order_id']}"
 
 
 def _action_row(a: dict[str, Any]) -> dict[str, Any]:

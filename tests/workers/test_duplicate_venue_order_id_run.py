@@ -4,11 +4,14 @@ the kind under ``by_kind``."""
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cli.exports import run_csv
 from models import history
 from models.accounts import find_account
 from models.database import Database
@@ -18,6 +21,7 @@ from reconciliation.policy import Policy, Rules, Strategy
 from tests.conftest import Clock, SimState, books_for, reconcile
 from workers.books import BooksClient
 from workers.fleet import AccountConfig, load_fleet
+from workers.reports import run_json
 
 SYNC = Policy(minor=Strategy.SYNC_TO_BROKER, moderate=Strategy.SYNC_TO_BROKER, critical=Strategy.SYNC_TO_BROKER)
 VENUE_ORDER = {"order_id": "v1", "client_order_id": "bot-a", "symbol": "BTCUSDT", "side": "buy", "qty": "1",
@@ -106,3 +110,17 @@ state_file = "venue.json"
     rules = load_fleet(path).account("lxalgo", "paper").rules
 
     assert rules.policy.strategy_for(Kind.DUPLICATE_VENUE_ORDER_ID, Severity.CRITICAL) is Strategy.WARN_ONLY
+
+
+def test_the_csv_report_names_the_duplicate_by_its_venue_order_id_as_the_breaks_do(
+    database: Database, venue: SimState, books: BooksClient, clock: Clock
+) -> None:
+    venue.set([], open_orders=[VENUE_ORDER])
+    result = run(database, venue, clock, Policy())
+
+    with database.reading() as session:
+        rows = list(csv.DictReader(io.StringIO(run_csv(run_json(history.run_record(session, result.run_id))))))
+
+    assert [(r["section"], r["subject"], r["kind"]) for r in rows if r["section"] == "order"] == [
+        ("order", "order:venue:v1", "duplicate_venue_order_id")
+    ]
