@@ -10,7 +10,7 @@ report says which exits stay estimated.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,6 +23,7 @@ from models import books as tables
 from models.accounts import lock_account
 from models.database import insert_ignoring_duplicates
 from models.fills import FILLS, fill_row
+from models.reading import known_fill_ids
 from models.runs import Action, Run
 from reconciliation.backfill import EXIT_REASONS, BackfilledExit, EstimatedTrade, ExitMatch, split_fee
 from reconciliation.plan import RunStatus
@@ -85,18 +86,6 @@ def _exit_fee_shares(
         fee, qty = charged[fill_id]
         shares.update(zip((t for t, _ in trades), split_fee(fee, qty, [q for _, q in trades]), strict=True))
     return shares
-
-
-def known_fill_ids(session: Session, account_id: int, fill_ids: Iterable[str]) -> frozenset[str]:
-    """Which of ``fill_ids`` the account's books already hold."""
-    wanted = sorted(set(fill_ids))
-    if not wanted:
-        return frozenset()
-    return frozenset(
-        session.scalars(
-            select(tables.Fill.fill_id).where(tables.Fill.account_id == account_id, tables.Fill.fill_id.in_(wanted))
-        )
-    )
 
 
 @dataclass(frozen=True)

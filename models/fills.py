@@ -6,19 +6,20 @@ insert does nothing and the call says so.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import ARRAY, ColumnElement, String, Table, any_, bindparam, select, text, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from models import books as tables
 from models.accounts import lock_account
 from models.database import insert_ignoring_duplicates
 from models.lots import OpenLots, load_group_ids, load_open_lots
+from models.reading import fill_id_chunks
 from reconciliation.fifo import FifoOutcome, apply_fill, with_remaining
 from reconciliation.values import (
     ZERO,
@@ -362,26 +363,10 @@ def differences_from_recorded(
     return () if row is None else _differences(fill, row, with_fee=with_fee, with_time=with_time)
 
 
-LOOKUP_CHUNK = 1000  # fill ids per query: well inside SQLite's and psycopg's limits on bound parameters
-#: On Postgres the ids go as one array parameter (``fill_id = ANY(:ids)``): a statement with a thousand
-#: placeholders costs psycopg more to prepare in Python than Postgres takes to answer it.
-ARRAY_CHUNK = 20_000
-
-
-def fill_id_chunks(session: Session, ids: Sequence[str]) -> Iterator[ColumnElement[bool]]:
-    """Conditions on ``fills.fill_id`` that together cover ``ids``, as few as the database takes well."""
-    if session.get_bind().dialect.name == "postgresql":
-        for start in range(0, len(ids), ARRAY_CHUNK):
-            yield FILLS.c.fill_id == any_(bindparam(None, list(ids[start : start + ARRAY_CHUNK]), type_=ARRAY(String)))
-        return
-    for start in range(0, len(ids), LOOKUP_CHUNK):
-        yield FILLS.c.fill_id.in_(ids[start : start + LOOKUP_CHUNK])
-
-
 def recorded_differences(session: Session, account_id: int, fills: Sequence[Fill]) -> dict[str, tuple[str, ...]]:
     """For each of ``fills`` whose id is already in the account's books: how it differs from the recorded one
     (as ``differences_from_recorded`` says it, fee and time included); empty when it is the same fill. Ids not in
-    the books are left out. One query per ``LOOKUP_CHUNK`` ids."""
+    the books are left out. One query per chunk of ids (``models.reading.fill_id_chunks``)."""
     by_id = {fill.fill_id: fill for fill in fills}
     ids = sorted(by_id)
     found: dict[str, tuple[str, ...]] = {}

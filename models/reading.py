@@ -4,11 +4,11 @@ them (positions with their lots, completed trades, position groups).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import ARRAY, ColumnElement, String, Table, any_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from models import books as tables
@@ -74,14 +74,30 @@ def last_fills(session: Session, account_id: int) -> dict[InstrumentKey, tuple[s
     return {key_of(row): (row.fill_id, row.last_time) for row in rows}
 
 
-def known_fill_ids(session: Session, account_id: int, venue_fill_ids: Iterable[str]) -> frozenset[str]:
-    """Which of ``venue_fill_ids`` the books already hold."""
-    wanted = sorted(set(venue_fill_ids))
-    if not wanted:
-        return frozenset()
+def known_fill_ids(session: Session, account_id: int, fill_ids: Iterable[str]) -> frozenset[str]:
+    """Which of ``fill_ids`` the account's books already hold."""
+    wanted = sorted(set(fill_ids))
     return frozenset(
-        session.scalars(select(FILLS.c.fill_id).where(FILLS.c.account_id == account_id, FILLS.c.fill_id.in_(wanted)))
+        fill_id
+        for chunk in fill_id_chunks(session, wanted)
+        for fill_id in session.scalars(select(FILLS.c.fill_id).where(FILLS.c.account_id == account_id, chunk))
     )
+
+
+LOOKUP_CHUNK = 1000  # fill ids per query: well inside SQLite's and psycopg's limits on bound parameters
+#: On Postgres the ids go as one array parameter (``fill_id = ANY(:ids)``): a statement with a thousand
+#: placeholders costs psycopg more to prepare in Python than Postgres takes to answer it.
+ARRAY_CHUNK = 20_000
+
+
+def fill_id_chunks(session: Session, ids: Sequence[str]) -> Iterator[ColumnElement[bool]]:
+    """Conditions on ``fills.fill_id`` that together cover ``ids``, as few as the database takes well."""
+    if session.get_bind().dialect.name == "postgresql":
+        for start in range(0, len(ids), ARRAY_CHUNK):
+            yield FILLS.c.fill_id == any_(bindparam(None, list(ids[start : start + ARRAY_CHUNK]), type_=ARRAY(String)))
+        return
+    for start in range(0, len(ids), LOOKUP_CHUNK):
+        yield FILLS.c.fill_id.in_(ids[start : start + LOOKUP_CHUNK])
 
 
 def positions(session: Session, account_id: int) -> list[Position]:

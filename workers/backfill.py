@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from models import backfill as books_backfill
 from models.accounts import find_account
 from models.database import Database
+from models.reading import known_fill_ids
 from models.run_records import begin_run, fail_run
 from models.sharing import fill_ids_held_by
 from reconciliation.backfill import EstimatedTrade, match_exits
@@ -104,7 +105,7 @@ def _replace_estimates(
             log.warning("backfill failed: %s", message, extra=context)
             return BackfillResult(run_id, RunStatus.FAILED.value, dry_run, len(candidates), error=message)
     with database.reading() as session:
-        known = books_backfill.known_fill_ids(session, account_id, (f.fill_id for f in fills))
+        known = known_fill_ids(session, account_id, (f.fill_id for f in fills))
         if config.shared_with:  # a fill another bot of the shared venue account holds is not this bot's exit
             known |= fill_ids_held_by(session, config.shared_with, (f.fill_id for f in fills))
     match = match_exits(candidates, fills, known)

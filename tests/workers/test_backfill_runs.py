@@ -20,9 +20,9 @@ from cli import render
 from cli.render import backfill_view as result_view
 from models import Action, Fill, Lot, Run, Trade, history
 from models.accounts import find_account
-from models.backfill import apply_backfill, estimated_trades, known_fill_ids
+from models.backfill import apply_backfill, estimated_trades
 from models.database import Database
-from models.reading import load_books
+from models.reading import known_fill_ids, load_books
 from models.run_records import begin_run
 from reconciliation.backfill import match_exits
 from reconciliation.errors import FixConfiguration, VenueUnavailable
