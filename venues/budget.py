@@ -15,10 +15,10 @@ from venues.credentials import Credentials
 
 
 class RequestBudget(Protocol):
-    """Permission to send one request to a venue."""
+    """Permission to send requests to a venue."""
 
-    def take(self) -> None:
-        """Return when one request may go out (at once, or after a bounded wait).
+    def take(self, count: int = 1) -> None:
+        """Return when ``count`` requests (messages) may go out, all taken at once (at once, or after a bounded wait).
 
         Raises ``RateLimited`` (with ``retry_after``) when the wait would be longer than the budget allows, and
         ``CoordinationUnavailable`` when the shared budget cannot be asked: no request is sent without a token.
@@ -29,7 +29,7 @@ class RequestBudget(Protocol):
 class Unlimited:
     """A budget that never waits: for an adapter not given a shared one."""
 
-    def take(self) -> None:
+    def take(self, count: int = 1) -> None:
         """Return at once."""
 
 

@@ -147,8 +147,7 @@ class IbkrVenue:
             async with connected(self.settings.target, where) as session:
                 return await work(session)
 
-        for _ in range(MESSAGES_PER_CALL):  # the gateway's message budget, shared by every client, before connecting
-            self._budget.take()
+        self._budget.take(MESSAGES_PER_CALL)  # the gateway's message budget, shared by every client, before connecting
         lock = _client_lock(self.settings)
         # another call on this client id holds the gateway's one slot for it: wait as long as that call may take
         if not lock.acquire(timeout=self.settings.timeout_seconds * MAX_STEPS):

@@ -33,10 +33,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from redis import Redis
@@ -69,12 +71,13 @@ DEFAULT_RATES = {
     "ibkr": Rate(Decimal(25), 25),
 }
 
-# KEYS[1] the bucket; ARGV rate (tokens a second), burst, max wait (ms). Returns the wait in ms (the token is
-# reserved), or minus the wait when it is longer than allowed (nothing reserved). Times in Redis microseconds.
+# KEYS[1] the bucket; ARGV rate (tokens a second), burst, max wait (ms), tokens wanted. Returns the wait in ms (the
+# tokens are reserved), or minus the wait when it is longer than allowed (nothing reserved). Redis microseconds.
 TAKE = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local max_wait_ms = tonumber(ARGV[3])
+local wanted = tonumber(ARGV[4])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
@@ -89,14 +92,14 @@ if now > at then
   at = now
 end
 local wait_us = 0
-if tokens < 1 then
-  wait_us = math.ceil((1 - tokens) * 1000000 / rate)
+if tokens < wanted then
+  wait_us = math.ceil((wanted - tokens) * 1000000 / rate)
 end
 local wait_ms = math.ceil(wait_us / 1000)
 if wait_ms > max_wait_ms then
   return -wait_ms
 end
-tokens = tokens - 1
+tokens = tokens - wanted
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.9f', tokens), 'at', string.format('%.0f', at))
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) * 1000 / rate) + 1000)
 return wait_ms
@@ -124,12 +127,12 @@ class RedisRequestBudget:
     def __repr__(self) -> str:
         return f"<RedisRequestBudget {self.key} {self.rate.per_second}/s burst {self.rate.burst}>"
 
-    def take(self) -> None:
-        """Wait for this key's next token (at most ``max_wait`` seconds), else raise ``RateLimited``."""
+    def take(self, count: int = 1) -> None:
+        """Wait for this key's next ``count`` tokens, taken together in one round trip (at most ``max_wait``
+        seconds), else raise ``RateLimited`` having taken none."""
+        args = [str(self.rate.per_second), self.rate.burst, _ms(self.max_wait), count]
         try:
-            wait_ms = int(
-                self._script(keys=[self.key], args=[str(self.rate.per_second), self.rate.burst, _ms(self.max_wait)])
-            )
+            wait_ms = int(self._script(keys=[self.key], args=args))
         except RedisError as error:
             message = f"redis unavailable for the request budget: {type(error).__name__}"
             raise CoordinationUnavailable(message) from error
@@ -180,9 +183,15 @@ def gateway_budget(
 
 def configured_redis() -> Redis | None:
     """This process's Redis when ``RECON_REDIS_URL`` is set, else None: the embedded default runs one process, with
-    nothing to share a budget with (``cli.runs`` decides coordination the same way)."""
-    settings = load_settings()
-    return redis_client(settings) if "redis_url" in settings.model_fields_set else None
+    nothing to share a budget with (``cli.runs`` decides coordination the same way). Every venue a run opens asks;
+    the settings are parsed once per URL, not per run."""
+    url = next((value for name, value in os.environ.items() if name.upper() == "RECON_REDIS_URL"), None)
+    return _redis_at(url) if url else None
+
+
+@cache
+def _redis_at(url: str) -> Redis:
+    return redis_client(load_settings(redis_url=url))
 
 
 def _ms(seconds: float) -> int:

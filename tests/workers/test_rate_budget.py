@@ -236,3 +236,16 @@ def test_an_ibkr_call_takes_its_messages_from_the_gateways_budget_before_it_conn
         assert tws.connections == 1
     assert gateway_key("127.0.0.1", 4002) == gateway_key("127.0.0.1", 4002) != gateway_key("127.0.0.1", 4001)
     assert ceiling(rate_of("ibkr", None, None), 1.0) <= 50  # IB: 50 messages a second from all API clients together
+
+
+def test_several_tokens_are_taken_together_or_not_at_all(redis: Redis) -> None:
+    slept: list[float] = []  # a token every 5 s, as above
+    budget = RedisRequestBudget(redis, "recon:budget:test:n", Rate(Decimal("0.2"), 5), max_wait=7, sleep=slept.append)
+
+    budget.take(3)  # from the burst of 5
+    budget.take(3)  # 2 left: the third is due in 5 s, reserved with them
+    with pytest.raises(RateLimited) as refused:
+        budget.take(3)  # 20 s away (one owed, three wanted): refused, and none of the three taken
+
+    assert len(slept) == 1 and 4 < slept[0] <= 5
+    assert refused.value.retry_after is not None and 15 < refused.value.retry_after <= 20
