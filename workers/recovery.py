@@ -20,7 +20,7 @@ from models import alerts
 from models.database import Database
 from models.run_records import fail_if_running, runs_running_since
 from workers.coalescing import account_key, lock_key, redis_errors
-from workers.fleet import Fleet, fleet_of
+from workers.fleet import AccountConfig, fleet_of
 from workers.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,9 @@ def fail_lost_runs(database: Database, redis: Redis, settings: Settings, now: da
     with database.reading() as session:
         running = runs_running_since(session, cutoff)
     fleet = fleet_of(settings)
+    configs = {(c.bot, c.account): c for c in fleet.accounts} if fleet else {}
     with redis_errors():
-        orphaned = [r for r in running if not redis.exists(_lock_of(r.bot, r.account, fleet))]
+        orphaned = [r for r in running if not redis.exists(_lock_of(r.bot, r.account, configs))]
     lost: list[LostRun] = []
     for run in orphaned:
         with database.transaction() as session:
@@ -60,7 +61,7 @@ def fail_lost_runs(database: Database, redis: Redis, settings: Settings, now: da
     return lost
 
 
-def _lock_of(bot: str, account: str, fleet: Fleet | None) -> str:
+def _lock_of(bot: str, account: str, configs: dict[tuple[str, str], AccountConfig]) -> str:
     """The lock a run of (bot, account) holds: its shared venue account's when the fleet file names one."""
-    config = next((c for c in fleet.accounts if (c.bot, c.account) == (bot, account)), None) if fleet else None
+    config = configs.get((bot, account))
     return lock_key(config) if config else f"{account_key(bot, account)}:lock"

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from fake_tws import FakeTws, stock
 
-from models import history
 from models.database import Database
 from tests.conftest import books_for
 from tests.conftest import serve_in_process as reconcile
+from tests.venues.test_sync_to_local import order_actions
 from workers.books import BooksClient
 from workers.fleet import load_fleet
 
@@ -60,12 +60,6 @@ moderate = "sync_to_local"
 critical = "sync_to_local"
 """)
     return path
-
-
-def order_actions(database: Database, run_id: int) -> list[tuple[bool, str]]:
-    with database.sessions() as session:
-        record = history.run_record(session, run_id)
-    return [(a.applied, a.detail) for a in record.actions if a.kind == "planned_order"]
 
 
 def run(database: Database, path: Path) -> int:

@@ -4,6 +4,7 @@ and the one lock their runs share."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,13 @@ import pytest
 from redis import Redis
 
 from models.database import Database
-from tests.conftest import SimState
+from models.run_records import start_run
+from tests.conftest import REDIS_URL, SimState
 from tests.workers.test_cli import Recon
 from workers.books import BooksClient
 from workers.coalescing import AccountBusy, AccountLock, serve
 from workers.fleet import load_fleet
+from workers.recovery import fail_lost_runs
 from workers.results import RunResult
 from workers.settings import Settings
 
@@ -167,3 +170,24 @@ def test_a_request_finding_another_bots_run_on_the_shared_account_is_retried_not
         assert same_bot.left_to_holder  # lxalgo's own holder sees the request when its run ends
     finally:
         holder.release()
+
+
+def test_the_sweep_leaves_a_run_holding_its_shared_venue_accounts_lock_and_fails_it_once_free(
+    tmp_path: Path, redis: Redis, postgres_url: str
+) -> None:
+    fleet_file = tmp_path / "fleet.toml"
+    fleet_file.write_text(SHARED_FLEET)
+    settings = Settings(database_url=postgres_url, fleet=str(fleet_file), redis_url=REDIS_URL)
+    database, started = Database(postgres_url), datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    with database.transaction() as session:
+        run_id = start_run(session, "momentum", "paper", "sim", "manual", False, started).run_id
+    later = started + timedelta(seconds=settings.task_time_limit + 60)
+    holder = AccountLock(redis, load_fleet(fleet_file).account("momentum", "paper"), settings)
+    assert holder.acquire()
+    try:
+        assert fail_lost_runs(database, redis, settings, later) == []  # its worker still holds the venue account
+    finally:
+        holder.release()
+
+    assert [lost.run_id for lost in fail_lost_runs(database, redis, settings, later)] == [run_id]
+    database.dispose()
