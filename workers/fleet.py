@@ -284,6 +284,8 @@ def _describe(error: ValidationError) -> str:
         table, name = ".".join(location[:-2]), location[-2]
         if location[-3:-2] == ["by_kind"]:
             return f"table [{table}]: unknown discrepancy kind {name!r} (known: {', '.join(Kind)})"
+        if location[-3:-2] == ["multipliers"]:
+            return f'table [{table}]: invalid key {name!r}: a lowercase category (option) or "category:SYMBOL"'
         return f"table [{table}]: invalid name {name!r}: use lowercase letters, digits, '_' and '-'"
     key = location[-1] if location else "?"
     table = ".".join(location[:-1]) or "top level"

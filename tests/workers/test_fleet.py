@@ -392,6 +392,17 @@ def test_an_unknown_discrepancy_kind_is_refused_naming_file_table_kind_and_the_k
     assert all(kind.value in message for kind in Kind)
 
 
+def test_a_multiplier_key_that_is_neither_a_category_nor_category_and_symbol_is_refused(
+    write_fleet: WriteFleet,
+) -> None:
+    path, message = load_error(write_fleet, PAPER + '[bots.lxalgo.accounts.paper.multipliers]\n"Future:ES" = 50\n')
+
+    assert message == (
+        f"fleet file {path}: table [bots.lxalgo.accounts.paper.multipliers]: invalid key 'Future:ES': "
+        'a lowercase category (option) or "category:SYMBOL"'
+    )
+
+
 def test_a_missing_state_file_key_is_refused_naming_file_table_and_key(write_fleet: WriteFleet) -> None:
     path, message = load_error(write_fleet, '[bots.lxalgo.accounts.paper]\nvenue = "sim"\n')
 
