@@ -160,8 +160,12 @@ class AccountConfig:
     state_file: Path | None = None
     venue_table: VenueTable | None = None
     publisher: Layout | None = None  # the bot's own Redis layout, written besides ours (workers.publish)
-    venue_account: str | None = None
-    shared_with: tuple[tuple[str, str], ...] = ()
+    shared_with: tuple[tuple[str, str], ...] = ()  # the other (bot, account) of its venue account, if shared
+
+    @property
+    def venue_account(self) -> str | None:
+        """The venue account this account shares with other bots (``venue_account`` in its table), or None."""
+        return self.venue_table.venue_account if self.venue_table else None
 
     @property
     def label(self) -> str:
@@ -354,7 +358,6 @@ def _resolve(bot: str, name: str, table: VenueTable, defaults: DefaultsTable, pa
         interval_seconds=pick("interval_seconds", 300),
         state_file=(path.parent / table.state_file).resolve() if isinstance(table, SimAccountTable) else None,
         venue_table=table,
-        venue_account=table.venue_account,
     )
 
 
