@@ -11,8 +11,9 @@ What is read, and how (``venues.ibkr_rows`` parses it):
     positions        reqPositions, the configured account's rows (a row of another account is not ours)
     cash, marks      reqAccountUpdates: ``CashBalance`` in ``cash_currency``; each position's ``marketPrice``
     open orders      reqAllOpenOrders: every client's orders and TWS's own, those still working
-    fills            reqExecutions from the lookback start, with their commission reports; IB keeps executions of
-                     the current day (up to 7 with TWS's "Show trades for" setting): older ones are not served
+    fills            reqExecutions from the lookback start, with their commission reports (waited for: IB may send
+                     them after the executions' end); IB keeps executions of the current day (up to 7 with TWS's
+                     "Show trades for" setting): older ones are not served
     order look-ups   open orders, then completed orders (reqCompletedOrders), then executions; by ``orderRef``
 
 The venue's order id is IB's ``permId`` (unique across every client and TWS; ``orderId`` is per client id).
@@ -34,7 +35,13 @@ from typing import TypeVar
 from ib_async import Contract, ExecutionFilter, MarketOrder, Stock, Trade
 from ib_async import Fill as IbFill
 
-from reconciliation.errors import DuplicateClientOrderId, InvalidResponse, RequestRejected, VenueUnavailable
+from reconciliation.errors import (
+    DuplicateClientOrderId,
+    FixConfiguration,
+    InvalidResponse,
+    RequestRejected,
+    VenueUnavailable,
+)
 from reconciliation.values import (
     ZERO,
     Cash,
@@ -58,7 +65,8 @@ T = TypeVar("T")
 CANCELLED_CONFIRMATION = 202
 #: Order statuses after which an order can no longer fill or be cancelled.
 DONE = ("Cancelled", "ApiCancelled", "Filled", "Inactive")
-#: Waits of ``timeout_seconds`` one call may take at most (connecting 3, then up to 5 requests and an acknowledgement).
+#: Waits of ``timeout_seconds`` one call may take at most (connecting 3, then up to 5 requests and an acknowledgement
+#: or the commission reports).
 MAX_STEPS = 10
 #: Messages one call sends the gateway at most (the API session's start and sync, then its requests): what it takes
 #: from the shared request budget before it connects.
@@ -208,12 +216,33 @@ class IbkrVenue:
         return [row for row in rows if row.execution.acctNumber == session.account]
 
     async def _fills(self, session: Session, start: datetime, end: datetime) -> tuple[Fill, ...]:
+        rows = await self._executions(session, start)
+        await self._commission_reports(session, rows)
         fills: dict[str, Fill] = {}
-        for index, row in enumerate(await self._executions(session, start)):
+        for index, row in enumerate(rows):
             fill = ibkr_rows.fill(row, f"ibkr executions[{index}]")
             if start <= fill.time <= end:
                 fills[fill.fill_id] = fill  # a corrected execution comes again under its id: the last one counts
         return tuple(sorted(fills.values(), key=lambda f: (f.time, f.fill_id)))
+
+    async def _commission_reports(self, session: Session, rows: list[IbFill]) -> None:
+        """Wait until every execution has its commission report: IB may send them after the executions' end, and
+        ``ib_async`` fills them into the rows as they come. One that never comes is refused rather than read as a
+        fee of zero: IB sends the reports of other clients' orders only to the Master API client id."""
+
+        def missing() -> list[str]:
+            return [r.execution.execId for r in rows if r.commissionReport.execId != r.execution.execId]
+
+        def unreported() -> FixConfiguration:
+            absent = missing()
+            shown = ", ".join(absent[:3]) + (f" and {len(absent) - 3} more" if len(absent) > 3 else "")
+            return FixConfiguration(
+                f"ibkr executions: no commission report for {shown} within {self.settings.timeout_seconds:g} s; "
+                f"IB sends the reports of other clients' orders only to the Master API client id: set it to "
+                f"{self.settings.client_id} in TWS / IB Gateway (Configure > API > Settings)"
+            )
+
+        await session.until(lambda: None if missing() else True, "commission reports", unreported)
 
     async def _lookup(self, session: Session, order: Order) -> OrderLookup:
         found = _matching(await self._orders(session, open_only=False), order)

@@ -189,8 +189,8 @@ def order(trade: Trade, where: str) -> Order:
 
 def fill(row: IbFill, where: str) -> Fill:
     """An execution with its commission: fill id the ``execId``, order id the ``permId``; a liquidation by IB is
-    marked as one; the multiplier is the contract's. The commission is the one IB reported for the execution (zero
-    when none came with it)."""
+    marked as one; the multiplier is the contract's. The commission is the one IB reported for the execution: one
+    without its report is refused, never read as free."""
     execution = row.execution
     if execution.side not in EXECUTION_SIDES:
         raise InvalidResponse(f"{where}.side: {parsing.shown(execution.side)} is not BOT or SLD")
@@ -201,7 +201,9 @@ def fill(row: IbFill, where: str) -> Fill:
     if problem is not None:
         raise InvalidResponse(f"{where}.time: {time.isoformat()} is a time {problem}")
     report = row.commissionReport
-    fee = number(report.commission, f"{where}.commission") if report.execId == execution.execId else ZERO
+    if report.execId != execution.execId:
+        raise InvalidResponse(f"{where}: no commission report for execution {parsing.shown(execution.execId)}")
+    fee = number(report.commission, f"{where}.commission")
     qty = number(execution.shares, f"{where}.shares")
     price = number(execution.price, f"{where}.price")
     if qty <= ZERO or price <= ZERO:

@@ -205,8 +205,11 @@ class Session:
         self.raise_failure()
         raise self._silence(what, limit)
 
-    async def until(self, ready: Callable[[], T | None], what: str) -> T:
-        """Poll ``ready()`` until it returns something other than None, for at most the timeout."""
+    async def until(
+        self, ready: Callable[[], T | None], what: str, silence: Callable[[], ReconError] | None = None
+    ) -> T:
+        """Poll ``ready()`` until it returns something other than None, for at most the timeout; then raise
+        ``silence()`` (by default: the gateway did not answer ``what``)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.target.timeout_seconds
         while True:
@@ -215,7 +218,7 @@ class Session:
             if value is not None:
                 return value
             if loop.time() >= deadline:
-                raise self._silence(what, self.target.timeout_seconds)
+                raise silence() if silence is not None else self._silence(what, self.target.timeout_seconds)
             await asyncio.sleep(POLL_SECONDS)
 
     def _silence(self, what: str, limit: float) -> ReconError:

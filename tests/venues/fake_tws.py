@@ -20,7 +20,8 @@ instead; ``silent`` holds request ids never answered; ``handshake`` is ``"normal
 after the server version), ``"silent"`` (accept and never answer) or ``"no_accounts"`` (nextValidId, then an empty
 managedAccounts: a gateway up but not logged in); ``errors_on_start`` are sent right after the session starts (1100:
 connectivity to IB lost); ``place_reply`` / ``cancel_reply`` are ``"ack"``, ``"silent"`` or an ``(code, text)`` error;
-``place_notices`` are warnings sent for a placed order before its acknowledgement.
+``place_notices`` are warnings sent for a placed order before its acknowledgement; ``commissions_after_end`` sends
+the executions' commission reports that many seconds after execDetailsEnd instead of before it.
 What arrived is in ``received`` (every frame, as fields) and ``placed`` (placeOrder frames, by name).
 """
 
@@ -31,6 +32,7 @@ import itertools
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
@@ -186,6 +188,7 @@ class FakeTws:
         self.place_reply: str | tuple[int, str] = "ack"
         self.cancel_reply: str | tuple[int, str] = "ack"
         self.place_notices: list[tuple[int, str]] = []  # warnings sent for an order before it is acknowledged
+        self.commissions_after_end: float | None = None  # seconds after execDetailsEnd the commission reports follow
         self.received: list[list[str]] = []
         self.placed: list[dict[str, str]] = []
         self.connections = 0
@@ -446,10 +449,18 @@ class FakeTws:
                 continue
             conn.send(*exec_details_fields(req_id, e))
             sent.append(e)
-        for e in sent:
+        if self.commissions_after_end is None:
+            self._commission_reports(conn, sent)
+        conn.send(55, 1, req_id)
+        if self.commissions_after_end is not None:
+            time.sleep(self.commissions_after_end)  # the client waits for them before it asks anything more
+            self._commission_reports(conn, sent)
+
+    @staticmethod
+    def _commission_reports(conn: Connection, executions: list[FakeExecution]) -> None:
+        for e in executions:
             if e.commission is not None:
                 conn.send(59, 1, e.exec_id, e.commission, e.commission_currency, "", "", "")
-        conn.send(55, 1, req_id)
 
     def _place(self, conn: Connection, fields: list[str]) -> None:
         names = (

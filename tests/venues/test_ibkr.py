@@ -174,7 +174,7 @@ def test_executions_are_fills_with_their_commissions(tws: FakeTws) -> None:
         exec_id="0000e0d6.01",
         liquidation=1,
         zone="America/New_York",
-        commission=None,
+        commission="2.02",
     )
     tws.add_execution(AAPL, "BOT", "1", "190", now() - timedelta(days=9), exec_id="old.01")
 
@@ -196,11 +196,35 @@ def test_executions_are_fills_with_their_commissions(tws: FakeTws) -> None:
     )
     assert (es_fill.kind, es_fill.fee, es_fill.side, es_fill.time) == (
         FillKind.LIQUIDATION,
-        Decimal(0),
+        Decimal("2.02"),
         Side.SELL,
         hour_ago,
     )
     assert es_fill.time.tzinfo is UTC
+
+
+def test_commission_reports_sent_after_the_executions_end_are_waited_for(tws: FakeTws) -> None:
+    tws.add_execution(AAPL, "BOT", "3", "190", now() - timedelta(hours=1), exec_id="late.01", commission="0.35")
+    tws.add_execution(AAPL, "SLD", "3", "191", now() - timedelta(minutes=5), exec_id="late.02", commission="0.36")
+    tws.commissions_after_end = 0.2
+
+    fills = ibkr(tws, timeout_seconds=3).fills_between(now() - timedelta(days=1), now())
+
+    assert [(f.fill_id, f.fee) for f in fills] == [("late.01", Decimal("0.35")), ("late.02", Decimal("0.36"))]
+
+
+def test_an_execution_whose_commission_report_never_comes_is_refused_as_configuration_not_read_as_free(
+    tws: FakeTws,
+) -> None:
+    tws.add_execution(AAPL, "BOT", "3", "190", now() - timedelta(hours=1), exec_id="other-client.01", commission=None)
+
+    started = time.monotonic()
+    with pytest.raises(FixConfiguration) as refused:
+        ibkr(tws).fills_between(now() - timedelta(days=1), now())
+
+    assert time.monotonic() - started < 10 * TIMEOUT, "the wait for the report is bounded by the timeout"
+    assert "no commission report for other-client.01" in str(refused.value)
+    assert f"Master API client id: set it to {CLIENT_ID}" in str(refused.value)
 
 
 def test_the_snapshot_carries_the_fills_of_the_lookback_period(tws: FakeTws) -> None:
