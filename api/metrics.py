@@ -18,7 +18,8 @@ from prometheus_client.registry import Collector
 from redis import Redis
 
 from models.database import Database
-from models.metrics import DURATION_BUCKETS, AccountFigures, Durations, FleetFigures, fleet_figures
+from models.metrics import AccountFigures, Durations, FleetFigures, fleet_figures
+from models.tallies import DURATION_BUCKETS
 from reconciliation.errors import CoordinationUnavailable
 from reconciliation.findings import Severity
 from reconciliation.plan import RunStatus

@@ -1,28 +1,26 @@
-"""The fleet's figures for the metrics endpoint, read from the tables in four statements whatever the fleet's size:
-the accounts, finished runs by account and status (with the last success), open breaks by account and severity,
-and run durations bucketed by venue (the buckets are counted in SQL, so no run is loaded).
+"""The fleet's figures for the metrics endpoint, read in four statements whatever the fleet's size and however long
+its run history: the accounts, their run tallies by status (with the last success), open breaks by account and
+severity, and the duration tallies by venue and bucket.
 
-Only finished runs that were not dry count: a run is counted once, with the status it ended with, so each
-(account, status) count only grows (a Prometheus counter).
+The tallies (``models.tallies``) are kept by the database as runs finish: only finished runs that were not dry
+count, each once, with the status it finished with, so each (account, status) count only grows (a Prometheus
+counter).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.books import Account, Bot
-from models.runs import Break, Run
+from models.runs import Break
+from models.tallies import DURATION_BUCKETS, DurationTally, RunTally
 from reconciliation.plan import RunStatus
 
-#: Upper bounds (seconds) of the run-duration histogram's buckets: a sim run takes well under a second, a venue
-#: read tens of seconds at worst before the task's soft time limit.
-DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 #: A run that finished with any other status succeeded (its decision was written), as for staleness alerts.
 UNSUCCESSFUL = (RunStatus.FAILED.value, RunStatus.RUNNING.value)
 
@@ -77,9 +75,8 @@ def fleet_figures(session: Session) -> FleetFigures:
             .order_by(Bot.name, Account.name)
         )
     }
-    finished = Run.dry_run.is_(False) & Run.finished_at.is_not(None)
-    runs = select(Run.account_id, Run.status, func.count(), func.max(Run.finished_at)).where(finished)
-    for account_id, status, n, last in session.execute(runs.group_by(Run.account_id, Run.status)):
+    tallies = select(RunTally.account_id, RunTally.status, RunTally.runs, RunTally.last_finished_at)
+    for account_id, status, n, last in session.execute(tallies):
         figures = accounts[account_id]
         figures.runs[status] = n
         if status not in UNSUCCESSFUL:
@@ -88,31 +85,24 @@ def fleet_figures(session: Session) -> FleetFigures:
     breaks = breaks.where(Break.resolved_at.is_(None)).group_by(Break.account_id, Break.severity)
     for account_id, severity, n, oldest in session.execute(breaks):
         accounts[account_id].open_breaks[severity] = OpenBreaks(n, oldest)
-    return FleetFigures(list(accounts.values()), _durations(session, finished))
+    return FleetFigures(list(accounts.values()), _durations(session))
 
 
-def _durations(session: Session, finished: Any) -> list[Durations]:
-    """Finished runs by venue, bucketed in SQL (one statement, one row per venue)."""
-    seconds = _seconds_between(session, Run.started_at, Run.finished_at)
-    buckets = [func.sum(case((seconds <= bound, 1), else_=0)) for bound in DURATION_BUCKETS]
+def _durations(session: Session) -> list[Durations]:
+    """The duration tallies by venue (the accounts' venue now), as cumulative histograms."""
     query = (
-        select(Account.venue, func.count(), func.sum(seconds), *buckets)
-        .join(Account, Account.id == Run.account_id)
-        .where(finished)
-        .group_by(Account.venue)
-        .order_by(Account.venue)
+        select(Account.venue, DurationTally.bucket, func.sum(DurationTally.runs), func.sum(DurationTally.seconds))
+        .join(Account, Account.id == DurationTally.account_id)
+        .group_by(Account.venue, DurationTally.bucket)
     )
-    return [_histogram(row) for row in session.execute(query)]
+    counts: defaultdict[str, list[int]] = defaultdict(lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    seconds: defaultdict[str, float] = defaultdict(float)
+    for venue, bucket, runs, total in session.execute(query):
+        counts[venue][bucket] += int(runs)
+        seconds[venue] += float(total)
+    return [_histogram(venue, counts[venue], seconds[venue]) for venue in sorted(counts)]
 
 
-def _histogram(row: Sequence[Any]) -> Durations:
-    venue, count, total, *cumulative = row
-    return Durations(venue, tuple(int(n or 0) for n in cumulative), int(count), float(total or 0.0))
-
-
-def _seconds_between(session: Session, start: Any, end: Any) -> Any:
-    """``end - start`` in seconds as SQL: SQLite keeps datetimes as text (``julianday`` reads it), Postgres as
-    timestamps."""
-    if session.get_bind().dialect.name == "sqlite":
-        return (func.julianday(end) - func.julianday(start)) * 86400.0
-    return cast(func.extract("epoch", end - start), Float)
+def _histogram(venue: str, per_bucket: list[int], total_seconds: float) -> Durations:
+    cumulative = [sum(per_bucket[: index + 1]) for index in range(len(DURATION_BUCKETS))]
+    return Durations(venue, tuple(cumulative), sum(per_bucket), total_seconds)
