@@ -25,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from enum import StrEnum
+from typing import TypeVar
 
 from models import history
 from models.accounts import find_account, get_or_create_account
@@ -62,7 +63,7 @@ from workers.fleet import AccountConfig, Fleet, fleet_of
 from workers.settings import load_settings
 
 Number = str | Decimal | int
-T = TypeVar("T")
+E = TypeVar("E", bound=StrEnum)
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
@@ -162,11 +163,15 @@ def to_currency(value: object) -> str:
     return text
 
 
-def _choice(parse: Callable[[Any], T], value: object, name: str, allowed: str) -> T:
+def _choice(choices: type[E], value: object, name: str) -> E:
+    """The member of ``choices`` whose value is ``value``; the message lists them (built only on error: this runs
+    for every fill of an import)."""
     try:
-        return parse(value)
+        if isinstance(value, str):
+            return choices(value)
     except ValueError:
-        raise FixConfiguration(f"{name}: {shown(value)} is not one of {allowed}") from None
+        pass
+    raise FixConfiguration(f"{name}: {shown(value)} is not one of {', '.join(choices)}")
 
 
 def _names(bot: str, account: str) -> tuple[str, str]:
@@ -206,13 +211,13 @@ def checked_fill(
     return Fill(
         fill_id=to_text(fill_id, "fill_id", MAX_ID),
         key=_key(category_of(_optional_text(category, "category", MAX_CATEGORY)), symbol, leg),
-        side=_choice(Side, side, "side", "buy, sell"),
+        side=_choice(Side, side, "side"),
         qty=to_decimal(_number(qty, "qty"), "qty", positive=True),
         price=to_decimal(_number(price, "price"), "price"),
         fee=to_decimal("0" if fee is None else _number(fee, "fee"), "fee", signed=True),
         time=not_in_future(to_time(_moment(time), lambda: now), now),
         order_id=_optional_text(order_id, "order_id", MAX_ID),
-        kind=_choice(FillKind, kind, "kind", ", ".join(FillKind)),
+        kind=_choice(FillKind, kind, "kind"),
         group=_optional_text(group, "group", MAX_GROUP),
         reason=reason,
     )
@@ -320,10 +325,10 @@ class BooksClient:
             client_order_id=to_text(client_order_id, "client_order_id", MAX_ID),
             venue_order_id=_optional_text(venue_order_id, "venue_order_id", MAX_ID),
             key=_key(checked_category(config, category), symbol, leg),
-            side=_choice(Side, side, "side", "buy, sell"),
+            side=_choice(Side, side, "side"),
             qty=to_decimal(qty, "qty", positive=True),
             price=to_decimal(price, "price") if price is not None else None,
-            status=_choice(OrderStatus, status, "status", ", ".join(OrderStatus)),
+            status=_choice(OrderStatus, status, "status"),
         )
         with self.database.transaction() as session:
             account_id = get_or_create_account(session, config.bot, config.account, self.clock(), config.venue).id
