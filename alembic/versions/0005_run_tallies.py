@@ -29,6 +29,12 @@ TRIGGERS = ("runs_tally_finished", "runs_tally_inserted_finished")
 
 
 def upgrade() -> None:
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    if not sqlite:
+        # Until this migration commits, no run finishes: one finished after the history is counted but before the
+        # triggers exist would be counted by neither (a worker of the old release may be running). SQLite has one
+        # writer at a time already.
+        op.execute("LOCK TABLE runs IN SHARE ROW EXCLUSIVE MODE")
     op.create_table(
         "run_tallies",
         sa.Column("account_id", sa.Integer(), nullable=False),
@@ -49,7 +55,6 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("account_id", "bucket", name=op.f("pk_run_duration_tallies")),
     )
-    sqlite = op.get_bind().dialect.name == "sqlite"
     _count_history(sqlite)
     if sqlite:
         _sqlite_triggers()

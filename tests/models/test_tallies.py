@@ -4,12 +4,15 @@ becomes finished, real runs only, and never from a transaction that rolled back;
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Connection, Engine, func, select, text, update
 from sqlalchemy.orm import Session
 
 from models import DurationTally, Run, RunTally
@@ -146,6 +149,20 @@ def test_each_duration_falls_in_the_bucket_of_the_first_bound_it_does_not_exceed
 # --- the migration ----------------------------------------------------------------------------------------------
 
 
+@contextmanager
+def postgres_at(revision: str) -> Iterator[Engine]:
+    """An engine on a new Postgres schema migrated to ``revision``."""
+    base = postgres_base_url()
+    schema = create_schema(base)
+    engine = make_engine(schema_url(base, schema))
+    try:
+        upgrade(engine, revision)
+        yield engine
+    finally:
+        engine.dispose()
+        drop_schema(base, schema)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def engine_at_0004(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """An engine on a database migrated to 0004, before the tallies existed."""
@@ -155,23 +172,41 @@ def engine_at_0004(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[E
         yield engine
         engine.dispose()
         return
-    base = postgres_base_url()
-    schema = create_schema(base)
-    engine = make_engine(schema_url(base, schema))
-    upgrade(engine, "0004")
-    yield engine
-    engine.dispose()
-    drop_schema(base, schema)
+    with postgres_at("0004") as engine:
+        yield engine
+
+
+@pytest.fixture
+def postgres_at_0004() -> Iterator[Engine]:
+    """An engine on a Postgres schema migrated to 0004, before the tallies existed."""
+    with postgres_at("0004") as engine:
+        yield engine
+
+
+def add_account(connection: Connection) -> None:
+    """Bot 1 with its account 1 on Bybit."""
+    connection.execute(text("INSERT INTO bots (id, name, created_at) VALUES (1, 'lxalgo', :t)"), {"t": T0})
+    connection.execute(
+        text("INSERT INTO accounts (id, bot_id, name, venue, epoch, halted, created_at) "
+             "VALUES (1, 1, 'live', 'bybit', 0, false, :t)"),
+        {"t": T0},
+    )  # fmt: skip
+
+
+def add_running_run(connection: Connection, epoch: int) -> int:
+    """A real run of account 1 still running; its id."""
+    return int(
+        connection.execute(
+            text("INSERT INTO runs (account_id, reason, status, dry_run, epoch, started_at, matched) "
+                 "VALUES (1, 'schedule', 'running', false, :epoch, :start, 0) RETURNING id"),
+            {"epoch": epoch, "start": T0},
+        ).scalar_one()
+    )  # fmt: skip
 
 
 def test_the_migration_counts_the_history_recorded_before_it(engine_at_0004: Engine) -> None:
     with engine_at_0004.begin() as connection:
-        connection.execute(text("INSERT INTO bots (id, name, created_at) VALUES (1, 'lxalgo', :t)"), {"t": T0})
-        connection.execute(
-            text("INSERT INTO accounts (id, bot_id, name, venue, epoch, halted, created_at) "
-                 "VALUES (1, 1, 'live', 'bybit', 0, false, :t)"),
-            {"t": T0},
-        )  # fmt: skip
+        add_account(connection)
         runs = [("in_sync", False, 0.2), ("in_sync", False, 3.0), ("failed", False, 0.01), ("in_sync", True, 0.2)]
         for index, (status, dry_run, seconds) in enumerate(runs):
             connection.execute(
@@ -180,11 +215,7 @@ def test_the_migration_counts_the_history_recorded_before_it(engine_at_0004: Eng
                 {"status": status, "dry": dry_run, "epoch": index, "start": T0 + timedelta(minutes=index),
                  "end": T0 + timedelta(minutes=index, seconds=seconds)},
             )  # fmt: skip
-        connection.execute(
-            text("INSERT INTO runs (account_id, reason, status, dry_run, epoch, started_at, matched) "
-                 "VALUES (1, 'schedule', 'running', false, 9, :start, 0)"),
-            {"start": T0},
-        )  # fmt: skip
+        add_running_run(connection, epoch=9)
 
     upgrade(engine_at_0004)
 
@@ -197,3 +228,44 @@ def test_the_migration_counts_the_history_recorded_before_it(engine_at_0004: Eng
         assert (bybit.venue, bybit.count, bybit.cumulative[:6]) == ("bybit", 3, (1, 2, 2, 2, 2, 3))
     finally:
         database.dispose()
+
+
+def test_a_run_finishing_as_the_migration_starts_is_counted_once(postgres_at_0004: Engine) -> None:
+    """A worker still running during a deploy finishes a run in a transaction that commits while the migration
+    runs: the run is in the tallies the migration starts from, or counted by the triggers, never neither."""
+    with postgres_at_0004.begin() as connection:
+        add_account(connection)
+        run_id = add_running_run(connection, epoch=1)
+    finished_at = T0 + timedelta(seconds=2)
+    migration = ThreadPoolExecutor(max_workers=1)
+    with postgres_at_0004.connect() as worker, postgres_at_0004.connect() as observer:
+        worker.execute(
+            text("UPDATE runs SET status = 'in_sync', finished_at = :end WHERE id = :id"),
+            {"end": finished_at, "id": run_id},
+        )  # the worker's transaction, not committed yet
+        migrated = migration.submit(upgrade, postgres_at_0004)
+        deadline = time.monotonic() + 30
+        while not migrated.done() and not waiting_on_a_lock(observer) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        worker.commit()
+    migrated.result(timeout=60)
+    migration.shutdown()
+
+    database = Database(str(postgres_at_0004.url.render_as_string(hide_password=False)))
+    try:
+        with database.reading() as session:
+            assert tallies(session) == history(session) == {(1, "in_sync"): (1, finished_at)}
+    finally:
+        database.dispose()
+
+
+def waiting_on_a_lock(observer: Connection) -> bool:
+    """Whether another session of this database waits for a lock (the migration, behind the worker)."""
+    found = observer.execute(
+        text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND wait_event_type = 'Lock'"
+        )
+    ).scalar_one()
+    observer.rollback()  # a fresh snapshot of the activity next time
+    return bool(found)
