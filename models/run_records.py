@@ -111,10 +111,12 @@ def begin_run(session: Session, account_id: int, reason: str, dry_run: bool, now
 
 
 def fail_run(session: Session, run_id: int, error: str, now: datetime) -> None:
-    """Record that a run failed; nothing else changes."""
-    session.execute(
-        update(Run).where(Run.id == run_id).values(status=RunStatus.FAILED.value, error=error, finished_at=now)
-    )
+    """Record that a run failed, unless it already ended; nothing else changes.
+
+    A run that ended keeps how it ended: one a newer run fenced off is already failed, and one interrupted after
+    its decision committed (a time limit, a connection lost after the commit reached Postgres) did what it records.
+    """
+    fail_if_running(session, run_id, error, now)
 
 
 @dataclass(frozen=True)
@@ -145,8 +147,8 @@ def fail_if_running(session: Session, run_id: int, error: str, now: datetime) ->
     """Mark the run failed unless it already ended; True when this call ended it."""
     result = session.execute(
         update(Run)
-        .where(Run.id == run_id, Run.status == "running")
-        .values(status="failed", error=error, finished_at=now)
+        .where(Run.id == run_id, Run.status == RunStatus.RUNNING.value)
+        .values(status=RunStatus.FAILED.value, error=error, finished_at=now)
         .returning(Run.id)
     )
     return result.first() is not None

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
 
 from models import Action, Alert, Base, Break, Fill, Lot, Run, Trade, history
 from models.accounts import find_account
@@ -260,6 +261,38 @@ def test_a_run_that_lost_the_account_to_a_newer_run_writes_nothing(
     assert "lost the account" in (result.error or "")
     assert positions(books) == {"BTCUSDT": Decimal(10)}
     assert count(database, Action) == 0
+
+
+class Interrupted(Exception):
+    """What can end a task just after its decision committed: a time limit, a connection lost after the commit."""
+
+
+def test_a_run_interrupted_after_its_decision_committed_keeps_the_status_it_committed(
+    database: Database, venue: Venue, books: BooksClient, clock: Clock
+) -> None:
+    buy(books, "b1", "BTCUSDT", "10")
+    venue.set([long("BTCUSDT", "15")])
+    interrupted: list[str] = []
+
+    def interrupt_once_a_run_has_ended(session: Session) -> None:
+        with database.engine.connect() as connection:
+            ended = connection.scalar(select(func.count()).select_from(Run).where(Run.status != "running"))
+        if ended and not interrupted:
+            interrupted.append("once")
+            raise Interrupted("the task's time ran out just after the commit")
+
+    clock.advance(60)
+    event.listen(Session, "after_commit", interrupt_once_a_run_has_ended)
+    try:
+        with pytest.raises(Interrupted):
+            reconcile(database, account(venue, grace=0), clock=clock)
+    finally:
+        event.remove(Session, "after_commit", interrupt_once_a_run_has_ended)
+
+    with database.reading() as session:
+        (recorded,) = session.scalars(select(Run)).all()
+    assert (recorded.status, recorded.error) == ("resolved", None)
+    assert positions(books) == {"BTCUSDT": Decimal(15)}
 
 
 def test_a_fill_the_bot_records_while_the_venue_is_read_is_seen_by_the_decision(
