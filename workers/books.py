@@ -20,6 +20,7 @@ id with different contents raises ``ConflictingFill`` naming what differs.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -166,11 +167,9 @@ def to_currency(value: object) -> str:
 def _choice(choices: type[E], value: object, name: str) -> E:
     """The member of ``choices`` whose value is ``value``; the message lists them (built only on error: this runs
     for every fill of an import)."""
-    try:
-        if isinstance(value, str):
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
             return choices(value)
-    except ValueError:
-        pass
     raise FixConfiguration(f"{name}: {shown(value)} is not one of {', '.join(choices)}")
 
 
