@@ -110,15 +110,6 @@ def begin_run(session: Session, account_id: int, reason: str, dry_run: bool, now
     return RunStart(run_id=run.id, epoch=epoch, account_id=account_id)
 
 
-def fail_run(session: Session, run_id: int, error: str, now: datetime) -> None:
-    """Record that a run failed, unless it already ended; nothing else changes.
-
-    A run that ended keeps how it ended: one a newer run fenced off is already failed, and one interrupted after
-    its decision committed (a time limit, a connection lost after the commit reached Postgres) did what it records.
-    """
-    fail_if_running(session, run_id, error, now)
-
-
 @dataclass(frozen=True)
 class RunningRun:
     """A run still marked running: which account, why it ran, whether it was dry."""
@@ -143,8 +134,12 @@ def runs_running_since(session: Session, started_before: datetime) -> list[Runni
     return [RunningRun(*row) for row in rows]
 
 
-def fail_if_running(session: Session, run_id: int, error: str, now: datetime) -> bool:
-    """Mark the run failed unless it already ended; True when this call ended it."""
+def fail_run(session: Session, run_id: int, error: str, now: datetime) -> bool:
+    """Record that a run failed, unless it already ended; True when this call ended it. Nothing else changes.
+
+    A run that ended keeps how it ended: one a newer run fenced off is already failed, and one interrupted after
+    its decision committed (a time limit, a connection lost after the commit reached Postgres) did what it records.
+    """
     result = session.execute(
         update(Run)
         .where(Run.id == run_id, Run.status == RunStatus.RUNNING.value)

@@ -18,7 +18,7 @@ from redis import Redis
 
 from models import alerts
 from models.database import Database
-from models.run_records import fail_if_running, runs_running_since
+from models.run_records import fail_run, runs_running_since
 from workers.coalescing import account_key, lock_key, redis_errors
 from workers.fleet import AccountConfig, fleet_of
 from workers.settings import Settings
@@ -51,7 +51,7 @@ def fail_lost_runs(database: Database, redis: Redis, settings: Settings, now: da
     lost: list[LostRun] = []
     for run in orphaned:
         with database.transaction() as session:
-            if not fail_if_running(session, run.run_id, LOST, now):
+            if not fail_run(session, run.run_id, LOST, now):
                 continue
             alerts.record_alert(session, run.account_id, "worker_lost", "warning",
                                 f"run {run.run_id} ({run.reason}) lost its worker; the account is run again",

@@ -19,7 +19,7 @@ from models import DurationTally, Run, RunTally
 from models.accounts import account_id_of
 from models.database import Database, make_engine, upgrade
 from models.metrics import fleet_figures
-from models.run_records import begin_run, fail_if_running, fail_run
+from models.run_records import begin_run, fail_run
 from models.tallies import DURATION_BUCKETS
 from reconciliation.policy import Rules
 from tests.conftest import Clock, create_schema, drop_schema, postgres_base_url, reconcile, schema_url
@@ -69,8 +69,8 @@ def test_after_runs_end_every_way_the_tallies_equal_the_history(
     with database.transaction() as session:
         lost = begin_run(session, account, "schedule", False, clock.advance(1)).run_id  # fences the one before
     with database.transaction() as session:
-        assert fail_if_running(session, lost, "worker lost", clock.advance(5))
-        assert not fail_if_running(session, lost, "worker lost", clock.advance(5))  # already ended: no change
+        assert fail_run(session, lost, "worker lost", clock.advance(5))
+        assert not fail_run(session, lost, "worker lost", clock.advance(5))  # already ended: no change
 
     with database.reading() as session:
         found, grouped = tallies(session), history(session)
